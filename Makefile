@@ -1,0 +1,39 @@
+# Thin wrapper around CMake for the two commands a newcomer needs:
+#   make run   install what is missing, build, start a local cluster with
+#              pg_durable and its daemon, run a demo
+#   make test  install what is missing, build, run every test suite (ctest)
+BUILD ?= build
+JOBS  ?= $(shell nproc)
+SUDO  := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: all deps configure build install test run stop psql clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+configure: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+# PostgreSQL loads extensions only from its own directories.
+install: build
+	$(SUDO) cmake --install $(BUILD)
+
+test: install
+	cd $(BUILD) && ctest --output-on-failure
+
+run: install
+	@bash deploy/local/run.sh
+
+stop:
+	@bash deploy/local/stop.sh
+
+psql:
+	@bash deploy/local/psql.sh
+
+clean:
+	rm -rf $(BUILD)

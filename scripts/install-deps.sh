@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages pg_durable builds and tests with. Idempotent:
+# only missing packages are fetched, so a second run costs one dpkg query.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config
+  postgresql-15 postgresql-server-dev-15 postgresql-client-15 postgresql-contrib
+  libpq-dev libpqxx-dev
+  libboost-dev libboost-system-dev
+  nlohmann-json3-dev libspdlog-dev catch2 libcctz-dev
+  libssl-dev ca-certificates tzdata
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all build and test dependencies present"
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# The Debian postgresql package would otherwise create and start a default
+# cluster on port 5432; we never use it, so keep the machine quiet.
+$SUDO mkdir -p /etc/postgresql-common/createcluster.d
+echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.d/pg_durable.conf >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
