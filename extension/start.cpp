@@ -1,0 +1,238 @@
+// df.start (SPEC.md §9): validate and materialise the graph, check the
+// submitting role and the target database, then write the instance, its
+// frozen nodes and the caller's vars snapshot in the caller's transaction and
+// NOTIFY the daemon, which therefore wakes only if the caller commits.
+extern "C" {
+#include "postgres.h"
+#include "fmgr.h"
+#include "access/htup_details.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/dbcommands.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "port.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/syscache.h"
+}
+
+#include <cstdio>
+#include <string>
+
+#include "common/graph.hpp"
+#include "extension/boundary.hpp"
+#include "extension/guc.hpp"
+#include "extension/helper_guard.hpp"
+#include "extension/spi_util.hpp"
+
+namespace {
+
+constexpr int kMaxInstanceIdAttempts = 16;
+
+// The materialised graph copied into palloc'd memory so it outlives the C++
+// zone: parallel arrays of C strings (nullptr = SQL NULL).
+struct NodeColumns {
+    int count;
+    char *root_id;
+    char **id;
+    char **node_type;
+    char **query;
+    char **result_name;
+    char **left_node;
+    char **right_node;
+};
+
+std::string random_hex8() {
+    uint8 bytes[4];
+    if (!pg_strong_random(bytes, sizeof bytes)) throw std::runtime_error("could not generate a random id");
+    char hex[9];
+    std::snprintf(hex, sizeof hex, "%02x%02x%02x%02x", bytes[0], bytes[1], bytes[2], bytes[3]);
+    return hex;
+}
+
+char **palloc_column(int count) {
+    auto **column = static_cast<char **>(
+        palloc_extended(sizeof(char *) * static_cast<size_t>(count), MCXT_ALLOC_NO_OOM | MCXT_ALLOC_ZERO));
+    if (column == nullptr) throw std::bad_alloc();
+    return column;
+}
+
+char *optional_cstring(const std::optional<std::string> &value) {
+    return value ? pgd::to_cstring(*value) : nullptr;
+}
+
+// C++ zone: parse, validate, assign ids, copy out.
+void materialize_into(const char *fut, NodeColumns &out) {
+    durable::MaterializedGraph graph = durable::materialize(fut, random_hex8);
+    const int n = static_cast<int>(graph.nodes.size());
+    out.count = n;
+    out.root_id = pgd::to_cstring(graph.root_id);
+    out.id = palloc_column(n);
+    out.node_type = palloc_column(n);
+    out.query = palloc_column(n);
+    out.result_name = palloc_column(n);
+    out.left_node = palloc_column(n);
+    out.right_node = palloc_column(n);
+    for (int i = 0; i < n; ++i) {
+        const durable::StoredNode &node = graph.nodes[static_cast<size_t>(i)];
+        out.id[i] = pgd::to_cstring(node.id);
+        out.node_type[i] = pgd::to_cstring(node.node_type);
+        out.query[i] = optional_cstring(node.query);
+        out.result_name[i] = optional_cstring(node.result_name);
+        out.left_node[i] = optional_cstring(node.left_node);
+        out.right_node[i] = optional_cstring(node.right_node);
+    }
+}
+
+}  // namespace
+
+// ---- PG zone from here on: no C++ objects with destructors. ----
+
+namespace {
+
+Datum text_array(char **values, int count) {
+    Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * (count > 0 ? count : 1)));
+    bool *nulls = static_cast<bool *>(palloc(sizeof(bool) * (count > 0 ? count : 1)));
+    for (int i = 0; i < count; ++i) {
+        nulls[i] = values[i] == nullptr;
+        elems[i] = nulls[i] ? (Datum)0 : CStringGetTextDatum(values[i]);
+    }
+    int dims[1] = {count};
+    int lbs[1] = {1};
+    return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+// Checks (4) LOGIN and (5) superuser of SPEC §9 for the captured role.
+void check_submitting_role(Oid role) {
+    HeapTuple tuple = SearchSysCache1(AUTHOID, ObjectIdGetDatum(role));
+    if (!HeapTupleIsValid(tuple)) elog(ERROR, "cache lookup failed for role %u", role);
+    Form_pg_authid form = (Form_pg_authid)GETSTRUCT(tuple);
+    bool can_login = form->rolcanlogin;
+    bool is_superuser = form->rolsuper;
+    char *name = pstrdup(NameStr(form->rolname));
+    ReleaseSysCache(tuple);
+
+    if (!can_login)
+        ereport(ERROR,
+                (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                 errmsg("current_user \"%s\" does not have LOGIN privilege. The background worker must "
+                        "connect as this role to execute SQL. Grant LOGIN to this role or call df.start() "
+                        "as a role with LOGIN.",
+                        name)));
+    if (is_superuser && !pgd_enable_superuser_instances)
+        ereport(ERROR,
+                (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                 errmsg("pg_durable: superuser instances are disabled. current_user \"%s\" is a superuser, "
+                        "but pg_durable.enable_superuser_instances is off. Set "
+                        "pg_durable.enable_superuser_instances = on to allow this.",
+                        name)));
+}
+
+SPIPlanPtr insert_instance_plan = nullptr;
+SPIPlanPtr insert_nodes_plan = nullptr;
+SPIPlanPtr snapshot_vars_plan = nullptr;
+
+// Inserts the instance row under a fresh random id; returns the id.
+char *insert_instance(const char *label, const char *root_id, Oid role, const char *database) {
+    Oid types[5] = {TEXTOID, TEXTOID, TEXTOID, REGROLEOID, TEXTOID};
+    SPIPlanPtr plan = pgd::keep_plan(&insert_instance_plan,
+        "INSERT INTO df.instances (id, label, root_node, submitted_by, database) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+        5, types);
+    for (int attempt = 0; attempt < kMaxInstanceIdAttempts; ++attempt) {
+        pgd::Failure failure;
+        char *id = nullptr;
+        if (!pgd::cpp_zone(failure, [&] { id = pgd::to_cstring(random_hex8()); })) pgd::raise(failure);
+        Datum values[5] = {CStringGetTextDatum(id), label ? CStringGetTextDatum(label) : (Datum)0,
+                           CStringGetTextDatum(root_id), ObjectIdGetDatum(role),
+                           CStringGetTextDatum(database)};
+        char nulls[5] = {' ', label ? ' ' : 'n', ' ', ' ', ' '};
+        pgd::expect_spi(SPI_execute_plan(plan, values, nulls, false, 0), SPI_OK_INSERT, "insert into df.instances");
+        if (SPI_processed == 1) return id;  // otherwise the id was taken: roll again
+    }
+    elog(ERROR, "could not find a free instance id after %d attempts", kMaxInstanceIdAttempts);
+}
+
+void insert_nodes(const char *instance_id, const NodeColumns &nodes, Oid role, const char *database) {
+    Oid types[9] = {TEXTOID, REGROLEOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
+                    TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+    SPIPlanPtr plan = pgd::keep_plan(&insert_nodes_plan,
+        "INSERT INTO df.nodes (id, instance_id, node_type, query, result_name, left_node, right_node, "
+        "submitted_by, database) "
+        "SELECT n.id, $1, n.node_type, n.query, n.result_name, n.left_node, n.right_node, $2, $3 "
+        "FROM unnest($4, $5, $6, $7, $8, $9) AS n(id, node_type, query, result_name, left_node, right_node)",
+        9, types);
+    Datum values[9] = {CStringGetTextDatum(instance_id), ObjectIdGetDatum(role), CStringGetTextDatum(database),
+                       text_array(nodes.id, nodes.count), text_array(nodes.node_type, nodes.count),
+                       text_array(nodes.query, nodes.count), text_array(nodes.result_name, nodes.count),
+                       text_array(nodes.left_node, nodes.count), text_array(nodes.right_node, nodes.count)};
+    pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, false, 0), SPI_OK_INSERT, "insert into df.nodes");
+}
+
+void snapshot_vars(const char *instance_id, Oid role) {
+    Oid types[2] = {TEXTOID, REGROLEOID};
+    SPIPlanPtr plan = pgd::keep_plan(&snapshot_vars_plan,
+        "INSERT INTO df._instance_vars (instance_id, name, value) "
+        "SELECT $1, name, value FROM df.vars WHERE owner = $2",
+        2, types);
+    Datum values[2] = {CStringGetTextDatum(instance_id), ObjectIdGetDatum(role)};
+    pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, false, 0), SPI_OK_INSERT, "snapshot of df.vars");
+}
+
+}  // namespace
+
+extern "C" {
+PG_FUNCTION_INFO_V1(df_start);
+Datum df_start(PG_FUNCTION_ARGS);
+}
+
+// df.start(fut text, label text DEFAULT NULL, database text DEFAULT NULL)
+Datum df_start(PG_FUNCTION_ARGS) {
+    if (PG_ARGISNULL(0))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("df.start: fut cannot be NULL")));
+    const char *fut = text_to_cstring(PG_GETARG_TEXT_PP(0));
+    const char *label = pgd::text_arg_or_null(fcinfo, 1);
+    const char *database = pgd::text_arg_or_null(fcinfo, 2);
+    pgd_check_composer_input(fut);
+
+    // (1) parse and validate.
+    NodeColumns nodes = {};
+    pgd::Failure failure;
+    if (!pgd::cpp_zone(failure, [&] { materialize_into(fut, nodes); })) pgd::raise(failure);
+
+    // (3) the effective role: SET ROLE and SECURITY DEFINER count.
+    const Oid role = GetUserId();
+
+    // (2) the target database must exist, (2b) and admit the role.
+    if (database == nullptr) database = get_database_name(MyDatabaseId);
+    const Oid database_oid = get_database_oid(database, true);
+    if (!OidIsValid(database_oid))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_DATABASE), errmsg("database \"%s\" does not exist", database)));
+    AclResult connect = pg_database_aclcheck(database_oid, role, ACL_CONNECT);
+    if (connect != ACLCHECK_OK) aclcheck_error(connect, OBJECT_DATABASE, database);
+
+    // (4) LOGIN, (5) superuser setting.
+    check_submitting_role(role);
+
+    // (6) write everything in the caller's transaction.
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    pgd::SavedUser saved = pgd::become_table_owner();
+    char *instance_id = insert_instance(label, nodes.root_id, role, database);
+    insert_nodes(instance_id, nodes, role, database);
+    snapshot_vars(instance_id, role);
+    pgd::restore_user(saved);
+    char *result_id = static_cast<char *>(SPI_palloc(strlen(instance_id) + 1));  // outlives SPI_finish
+    strcpy(result_id, instance_id);
+    SPI_finish();
+    instance_id = result_id;
+
+    // Queued now, delivered at commit: a rollback wakes nobody.
+    char payload[32];
+    snprintf(payload, sizeof payload, "start:%s", instance_id);
+    Async_Notify("df_wakeup", payload);
+
+    PG_RETURN_TEXT_P(cstring_to_text(instance_id));
+}
