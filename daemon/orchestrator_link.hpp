@@ -1,0 +1,95 @@
+// The orchestrator connection: the one session that holds the orchestrator
+// lock, LISTENs on df_wakeup and keeps the df._worker_epoch heartbeat. Lock,
+// LISTEN and heartbeat share a session on purpose: if it dies, all three are
+// gone together and the daemon re-attaches from scratch.
+//
+// The io thread calls the methods below; each queues a job on the link's
+// DbWorker and later receives a LinkResult on the io thread. Only the worker
+// thread touches the pqxx::connection.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "daemon/db_worker.hpp"
+#include "daemon/store.hpp"
+
+namespace pgd::daemon {
+
+enum class LinkFailure {
+    none,
+    connection_lost,  // the session is gone: reconnect
+    error,            // a statement failed on a live session
+};
+
+template <class T>
+struct LinkResult {
+    T value{};
+    LinkFailure failure = LinkFailure::none;
+    std::string message;
+    bool ok() const { return failure == LinkFailure::none; }
+};
+
+struct Connected {
+    int backend_pid = 0;
+    int server_version = 0;
+    std::string user;
+    std::string dbname;
+};
+
+struct Attached {
+    bool extension_gone = false;  // DROP EXTENSION won the race; nothing attached
+    std::string epoch_id;
+    int socket_fd = -1;           // watch for readability, then drain_wakeups()
+};
+
+struct Nothing {};
+
+class OrchestratorLink {
+public:
+    template <class T>
+    using Callback = std::function<void(LinkResult<T>)>;
+
+    OrchestratorLink(boost::asio::io_context &io, std::string conninfo);
+    // Closes the session on the worker thread and joins it.
+    ~OrchestratorLink();
+    OrchestratorLink(const OrchestratorLink &) = delete;
+    OrchestratorLink &operator=(const OrchestratorLink &) = delete;
+
+    // Opens a fresh session, closing any previous one first.
+    void connect(Callback<Connected> done);
+    void show_settings(std::vector<std::string> names,
+                       Callback<std::map<std::string, std::optional<std::string>>> done);
+    void probe(Callback<store::ServerState> done);
+    void try_lock(Callback<bool> done);
+    // LISTEN df_wakeup, then replace the worker epoch.
+    void attach(Callback<Attached> done);
+    void heartbeat(std::string epoch_id, std::int64_t extension_oid,
+                   Callback<store::HeartbeatResult> done);
+    // Payloads of the df_wakeup notifications received so far.
+    void drain_wakeups(Callback<std::vector<std::string>> done);
+    // UNLISTEN and release the orchestrator lock; the session stays open.
+    void detach(Callback<Nothing> done);
+    // detach() where possible, then close the session. Never fails.
+    void shutdown(Callback<Nothing> done);
+
+private:
+    struct Session;
+
+    template <class T, class Job>
+    void run(Job job, Callback<T> done);
+
+    boost::asio::io_context &io_;
+    const std::string conninfo_;
+    std::unique_ptr<Session> session_;  // worker thread only
+    DbWorker worker_;                   // last: its thread dies before session_
+};
+
+}  // namespace pgd::daemon

@@ -1,0 +1,112 @@
+#include "daemon/store.hpp"
+
+#include <vector>
+
+namespace pgd::daemon::store {
+
+namespace {
+
+// pg_try_advisory_lock(int4, int4): the class id spells "pgdu", object 1 is
+// the orchestrator role. Advisory locks are per database, so this means one
+// active daemon per database.
+constexpr int kLockClassId = 0x70676475;
+constexpr int kLockOrchestrator = 1;
+
+// SQLSTATEs meaning "the df objects are not there (any more)".
+bool is_missing_object(const pqxx::sql_error &e) {
+    const std::string &state = e.sqlstate();
+    return state == "42P01" /* undefined_table */ || state == "3F000" /* invalid_schema_name */ ||
+           state == "42883" /* undefined_function */;
+}
+
+}  // namespace
+
+void prepare_session(pqxx::connection &conn) {
+    pqxx::nontransaction tx(conn);
+    tx.exec("SET lock_timeout = '2s'");
+    tx.exec("SET statement_timeout = '30s'");
+    tx.exec("SET idle_in_transaction_session_timeout = '60s'");
+}
+
+std::map<std::string, std::optional<std::string>> show_settings(pqxx::connection &conn,
+                                                                const std::vector<std::string> &names) {
+    // current_setting(name, missing_ok) returns exactly what SHOW prints, and
+    // NULL instead of an error for a setting the server does not know, so one
+    // round trip reads them all.
+    std::string array = "{";
+    for (const auto &name : names) {
+        if (array.size() > 1) array += ',';
+        array += '"' + name + '"';  // our own constant GUC names: no quotes or backslashes
+    }
+    array += '}';
+    pqxx::nontransaction tx(conn);
+    const auto rows = tx.exec_params(
+        "SELECT n, pg_catalog.current_setting(n, true) FROM pg_catalog.unnest($1::text[]) AS n", array);
+    std::map<std::string, std::optional<std::string>> shown;
+    for (const auto &row : rows) {
+        if (row[1].is_null())
+            shown[row[0].as<std::string>()] = std::nullopt;
+        else
+            shown[row[0].as<std::string>()] = row[1].as<std::string>();
+    }
+    return shown;
+}
+
+ServerState probe_server(pqxx::connection &conn) {
+    pqxx::nontransaction tx(conn);
+    const auto row = tx.exec1(
+        "SELECT pg_catalog.pg_is_in_recovery(), "
+        "(SELECT e.oid::bigint FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_durable')");
+    ServerState state;
+    state.in_recovery = row[0].as<bool>();
+    if (!row[1].is_null()) state.extension_oid = row[1].as<std::int64_t>();
+    return state;
+}
+
+bool try_orchestrator_lock(pqxx::connection &conn) {
+    pqxx::nontransaction tx(conn);
+    return tx.exec_params1("SELECT pg_catalog.pg_try_advisory_lock($1, $2)", kLockClassId,
+                           kLockOrchestrator)[0]
+        .as<bool>();
+}
+
+void release_orchestrator_lock(pqxx::connection &conn) {
+    pqxx::nontransaction tx(conn);
+    tx.exec_params("SELECT pg_catalog.pg_advisory_unlock($1, $2)", kLockClassId, kLockOrchestrator);
+}
+
+std::optional<std::string> replace_worker_epoch(pqxx::connection &conn) {
+    try {
+        pqxx::work tx(conn);
+        tx.exec("DELETE FROM df._worker_epoch");
+        const auto row = tx.exec1(
+            "INSERT INTO df._worker_epoch (epoch_id, started_at, last_seen_at) "
+            "VALUES (pg_catalog.gen_random_uuid(), pg_catalog.now(), pg_catalog.now()) "
+            "RETURNING epoch_id::text");
+        auto epoch = row[0].as<std::string>();
+        tx.commit();
+        return epoch;
+    } catch (const pqxx::sql_error &e) {
+        if (is_missing_object(e)) return std::nullopt;
+        throw;
+    }
+}
+
+HeartbeatResult heartbeat(pqxx::connection &conn, const std::string &epoch_id,
+                          std::int64_t extension_oid) {
+    const auto state = probe_server(conn);
+    if (!state.extension_oid || *state.extension_oid != extension_oid) return HeartbeatResult::extension_gone;
+    try {
+        pqxx::nontransaction tx(conn);
+        const auto updated = tx.exec_params(
+            "UPDATE df._worker_epoch SET last_seen_at = pg_catalog.now() WHERE epoch_id = $1::uuid",
+            epoch_id);
+        return updated.affected_rows() == 1 ? HeartbeatResult::ok : HeartbeatResult::epoch_lost;
+    } catch (const pqxx::sql_error &e) {
+        // DROP EXTENSION committed between the probe and the update.
+        if (is_missing_object(e)) return HeartbeatResult::extension_gone;
+        throw;
+    }
+}
+
+}  // namespace pgd::daemon::store

@@ -1,0 +1,49 @@
+// Every SQL statement the daemon runs (DESIGN.md §4: store.* holds all SQL on
+// df tables; the catalog probes and session setup live here too, so the SQL
+// surface of the daemon can be reviewed in one file). Functions are blocking
+// libpqxx calls: run them only on a DbWorker thread, never on the io thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+namespace pgd::daemon::store {
+
+// Session settings of the daemon's own connections: never wait long behind
+// DDL (DROP EXTENSION must not be blocked by the daemon, DESIGN.md §2.10).
+void prepare_session(pqxx::connection &conn);
+
+// Current values of the given settings, as SHOW prints them (nullopt for a
+// setting the server does not know).
+std::map<std::string, std::optional<std::string>> show_settings(pqxx::connection &conn,
+                                                                const std::vector<std::string> &names);
+
+struct ServerState {
+    bool in_recovery = false;
+    // OID of the pg_durable extension, nullopt when it is not installed.
+    std::optional<std::int64_t> extension_oid;
+};
+ServerState probe_server(pqxx::connection &conn);
+
+// The orchestrator lock: a session-level advisory lock, so it is released
+// when the connection ends, however the daemon dies (DESIGN.md §2.7).
+bool try_orchestrator_lock(pqxx::connection &conn);
+void release_orchestrator_lock(pqxx::connection &conn);
+
+// Replaces the df._worker_epoch row with a new epoch; returns its epoch_id,
+// or nullopt when the df objects vanished (a concurrent DROP EXTENSION).
+std::optional<std::string> replace_worker_epoch(pqxx::connection &conn);
+
+enum class HeartbeatResult { ok, extension_gone, epoch_lost };
+// Refreshes last_seen_at of our epoch, checking first that the extension is
+// still the one we attached to (DROP EXTENSION, or a DROP and CREATE between
+// two heartbeats, both read as extension_gone).
+HeartbeatResult heartbeat(pqxx::connection &conn, const std::string &epoch_id,
+                          std::int64_t extension_oid);
+
+}  // namespace pgd::daemon::store

@@ -1,0 +1,43 @@
+#include "daemon/wakeup.hpp"
+
+namespace pgd::daemon {
+
+namespace {
+
+bool is_instance_id(std::string_view id) {
+    if (id.size() != 8) return false;
+    for (char c : id)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
+}
+
+}  // namespace
+
+std::optional<Wakeup> parse_wakeup(std::string_view payload) {
+    const auto colon = payload.find(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    const auto kind_text = payload.substr(0, colon);
+    const auto id = payload.substr(colon + 1);
+    if (!is_instance_id(id)) return std::nullopt;
+    WakeupKind kind;
+    if (kind_text == "start")
+        kind = WakeupKind::start;
+    else if (kind_text == "signal")
+        kind = WakeupKind::signal;
+    else if (kind_text == "cancel")
+        kind = WakeupKind::cancel;
+    else
+        return std::nullopt;
+    return Wakeup{kind, std::string(id)};
+}
+
+const char *to_string(WakeupKind kind) {
+    switch (kind) {
+        case WakeupKind::start: return "start";
+        case WakeupKind::signal: return "signal";
+        case WakeupKind::cancel: return "cancel";
+    }
+    return "unknown";
+}
+
+}  // namespace pgd::daemon

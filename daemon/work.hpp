@@ -1,0 +1,43 @@
+// What the daemon does while it holds the orchestrator lock. The lifecycle
+// (lifecycle.hpp) attaches and detaches; a WorkHandler does the work. This
+// milestone ships IdleWork; the graph orchestrator implements the same
+// interface (start claiming pending instances in on_attached, react to
+// on_wakeup, stop claiming and drain in on_detached).
+#pragma once
+
+#include <string>
+
+#include "daemon/settings.hpp"
+#include "daemon/wakeup.hpp"
+
+namespace pgd::daemon {
+
+struct AttachInfo {
+    std::string epoch_id;     // df._worker_epoch row of this attachment
+    ServerSettings settings;  // settings in force
+};
+
+class WorkHandler {
+public:
+    virtual ~WorkHandler() = default;
+    // The lock is held, LISTEN is active, a fresh epoch is written. Wake-ups
+    // may have been missed before this point: do a full rescan here.
+    virtual void on_attached(const AttachInfo &info) = 0;
+    // A df_wakeup notification; a hint to look at one instance.
+    virtual void on_wakeup(const Wakeup &wakeup) = 0;
+    // Reloadable settings changed (SIGHUP) or were read the first time.
+    virtual void on_settings(const ServerSettings &settings) = 0;
+    // Lock, LISTEN or extension gone (or shutting down): stop all work now.
+    virtual void on_detached() = 0;
+};
+
+// Attaches and logs; executes nothing yet.
+class IdleWork final : public WorkHandler {
+public:
+    void on_attached(const AttachInfo &info) override;
+    void on_wakeup(const Wakeup &wakeup) override;
+    void on_settings(const ServerSettings &settings) override;
+    void on_detached() override;
+};
+
+}  // namespace pgd::daemon
