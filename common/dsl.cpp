@@ -1,0 +1,197 @@
+// See dsl.hpp.
+#include "common/dsl.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "common/cron.hpp"
+#include "common/errors.hpp"
+#include "common/graph.hpp"
+
+namespace durable::dsl {
+
+namespace {
+
+using OrderedJson = nlohmann::ordered_json;
+
+// A node whose step arguments are auto-wrapped and hung under it.
+class Composer {
+public:
+    explicit Composer(std::string node_type) { node_.node_type = std::move(node_type); }
+
+    Composer &left(const std::string &step) { return attach(node_.left, step); }
+    Composer &right(const std::string &step) { return attach(node_.right, step); }
+    Composer &condition(const std::string &step) { return attach(node_.condition, step); }
+    Composer &extra(const std::string &step) {
+        node_.extras.push_back(graph_.graft(auto_wrap(step)));
+        return *this;
+    }
+    Composer &query(std::string text) {
+        node_.query = std::move(text);
+        return *this;
+    }
+    Composer &query(const OrderedJson &config) { return query(dump_json(config)); }
+
+    std::string json() {
+        graph_.set_root(graph_.add(node_));
+        return to_json(graph_);
+    }
+
+private:
+    Composer &attach(std::optional<NodeIndex> &slot, const std::string &step) {
+        slot = graph_.graft(auto_wrap(step));
+        return *this;
+    }
+
+    Graph graph_;
+    GraphNode node_;
+};
+
+std::string upper(std::string text) {
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    return text;
+}
+
+std::string lower(std::string text) {
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return text;
+}
+
+bool is_blank(const std::string &text) {
+    return std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isspace(c) != 0; });
+}
+
+[[noreturn]] void invalid(const std::string &message) { throw UserError(message); }
+
+void check_http_scheme(const std::string &url) {
+    // A templated URL gets its scheme only at run time; the run-time gate
+    // checks it after substitution.
+    if (url.find_first_of("{$") != std::string::npos) return;
+    const auto separator = url.find("://");
+    const std::string scheme = lower(separator == std::string::npos ? std::string() : url.substr(0, separator));
+    if (scheme != "http" && scheme != "https")
+        invalid("Blocked: unsupported URL scheme '" + scheme + "'. Only http and https are allowed.");
+}
+
+std::string checked_http_method(const std::string &method) {
+    const std::string canonical = upper(method);
+    for (const char *allowed : {"GET", "POST", "PUT", "DELETE", "PATCH"})
+        if (canonical == allowed) return canonical;
+    invalid("Invalid HTTP method: " + canonical + ". Must be GET, POST, PUT, DELETE, or PATCH");
+}
+
+OrderedJson http_headers(const std::string &headers_json) {
+    OrderedJson headers = OrderedJson::parse(headers_json, nullptr, /*allow_exceptions=*/false);
+    if (headers.is_discarded() || !headers.is_object()) invalid("HTTP headers must be a JSON object");
+    return headers;
+}
+
+}  // namespace
+
+std::string sql(const std::string &query) { return to_json(sql_graph(query)); }
+
+std::string seq(const std::string &first, const std::string &second) {
+    return Composer("THEN").left(first).right(second).json();
+}
+
+std::string as(const std::string &fut, const std::string &name) {
+    if (auto problem = result_name_problem(name)) invalid("df.as: " + *problem);
+    Graph graph = auto_wrap(fut);
+    graph[graph.root()].result_name = name;
+    return to_json(graph);
+}
+
+std::string sleep(std::int64_t seconds) {
+    if (seconds < 0) invalid("Sleep duration must be non-negative");
+    return Composer("SLEEP").query(std::to_string(seconds)).json();
+}
+
+std::string wait_for_schedule(const std::string &cron_expr, const std::optional<std::string> &timezone) {
+    cron::validate(cron_expr, timezone.value_or(""));
+    // validate() reads an empty zone as "none given"; a given empty name is
+    // still not a zone.
+    if (timezone && timezone->empty()) cron::load_zone(*timezone);
+    OrderedJson config = {{"cron_expr", cron_expr}};
+    if (timezone) config["timezone"] = *timezone;
+    return Composer("WAIT_SCHEDULE").query(config).json();
+}
+
+std::string loop(const std::string &body, const std::optional<std::string> &condition,
+                 std::optional<std::int64_t> min_interval_ms) {
+    if (min_interval_ms && *min_interval_ms < 0) invalid("min_interval_ms must be non-negative");
+    Composer loop("LOOP");
+    loop.left(body);
+    if (condition) loop.condition(*condition);
+    if (min_interval_ms) loop.query(OrderedJson{{"min_interval_ms", *min_interval_ms}});
+    return loop.json();
+}
+
+std::string break_loop(const std::optional<std::string> &value) {
+    OrderedJson config = {{"break_value", nullptr}};
+    if (value) config["break_value"] = *value;
+    return Composer("BREAK").query(config).json();
+}
+
+std::string if_then_else(const std::string &condition, const std::string &then_branch,
+                         const std::string &else_branch) {
+    return Composer("IF").left(then_branch).right(else_branch).condition(condition).json();
+}
+
+std::string if_rows(const std::string &result_name, const std::string &then_branch,
+                    const std::string &else_branch) {
+    const OrderedJson config = {{"condition_type", "result_has_rows"}, {"result_name", result_name}};
+    return Composer("IF").left(then_branch).right(else_branch).query(config).json();
+}
+
+std::string join(const std::string &a, const std::string &b) { return Composer("JOIN").left(a).right(b).json(); }
+
+std::string join3(const std::string &a, const std::string &b, const std::string &c) {
+    return Composer("JOIN").left(a).right(b).extra(c).json();
+}
+
+std::string race(const std::string &a, const std::string &b) { return Composer("RACE").left(a).right(b).json(); }
+
+std::string http(const HttpStep &step, bool http_enabled) {
+    if (!http_enabled)
+        throw UserError("df.http() is disabled. Set pg_durable.http_enabled = on to enable outbound HTTP requests.",
+                        sqlstate::kObjectNotInPrerequisiteState);
+    check_http_scheme(step.url);
+    const std::string method = checked_http_method(step.method);
+    if (step.timeout_seconds <= 0) invalid("Timeout must be positive");
+    OrderedJson config = {{"url", step.url}, {"method", method}, {"body", nullptr}};
+    if (step.body) config["body"] = *step.body;
+    config["headers"] = http_headers(step.headers_json);
+    config["timeout_seconds"] = step.timeout_seconds;
+    return Composer("HTTP").query(config).json();
+}
+
+std::string wait_for_signal(const std::string &name, std::optional<std::int64_t> timeout_seconds) {
+    if (is_blank(name)) invalid("Signal name cannot be empty");
+    if (timeout_seconds && *timeout_seconds <= 0) invalid("Timeout must be positive");
+    OrderedJson config = {{"signal_name", name}, {"timeout_seconds", nullptr}};
+    if (timeout_seconds) config["timeout_seconds"] = *timeout_seconds;
+    return Composer("SIGNAL").query(config).json();
+}
+
+PartialIf read_partial_if(const std::string &text) {
+    const auto doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (doc.is_discarded() || !doc.is_object() || !doc.contains("_partial_if"))
+        invalid("Invalid if-then-else: left side of !> must be a ?> expression");
+    const auto condition = doc.find("condition");
+    const auto then_branch = doc.find("then_branch");
+    if (condition == doc.end() || !condition->is_string() || then_branch == doc.end() || !then_branch->is_string())
+        invalid("Invalid if-then-else: left side of !> must be a ?> expression");
+    return {condition->get<std::string>(), then_branch->get<std::string>()};
+}
+
+std::string if_else_op(const std::string &partial_if, const std::string &else_branch) {
+    const PartialIf partial = read_partial_if(partial_if);
+    return if_then_else(partial.condition, partial.then_branch, else_branch);
+}
+
+}  // namespace durable::dsl
