@@ -46,7 +46,12 @@ status=0
 (cd "$work" && as_owner "$pg_regress" \
     --temp-instance="$work/tmp_check" --temp-config="$work/regress.conf" \
     --bindir="$bindir" --inputdir="$work" --outputdir="$work" --port="$port" \
+    --dbname=contrib_regression \
     $tests) || status=$?
+# For writing expected files: PGD_REGRESS_RESULTS=<dir> keeps the actual output.
+if [ -n "${PGD_REGRESS_RESULTS:-}" ]; then
+  mkdir -p "$PGD_REGRESS_RESULTS" && cp "$work"/results/*.out "$PGD_REGRESS_RESULTS"/ 2>/dev/null || true
+fi
 if [ $status -ne 0 ] && [ -f "$work/regression.diffs" ]; then
   cat "$work/regression.diffs"
   tail -n 50 "$work/log/postmaster.log" 2>/dev/null || true
