@@ -355,6 +355,14 @@ shim_exec_child(int lifeline, char **argv)
 	sigemptyset(&none);
 	(void) sigprocmask(SIG_SETMASK, &none, NULL);
 
+	/*
+	 * A session of its own: the postmaster signals each child's whole process
+	 * group, and the daemon must get exactly one SIGTERM (from us) on
+	 * shutdown, not the postmaster's SIGTERM plus ours (a second SIGTERM means
+	 * "exit at once") nor the SIGQUIT of an immediate shutdown.
+	 */
+	(void) setsid();
+
 	/* Backstop for the lifeline: a signal when the shim dies. */
 	(void) prctl(PR_SET_PDEATHSIG, SIGTERM);
 
