@@ -1,0 +1,94 @@
+// The shim (SPEC.md §2): with pg_durable.launch_daemon = on the server
+// launches the daemon, restarts it when it dies and stops it on shutdown.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+
+#include "cluster.hpp"
+
+using namespace pgd::test;
+
+namespace {
+
+constexpr const char *kProcessing = "pg_durable: processing durable functions...";
+
+#define REQUIRE_EVENTUALLY(condition, deadline, diagnostics)                                \
+    do {                                                                                    \
+        if (!wait_until([&] { return static_cast<bool>(condition); }, deadline))            \
+            FAIL("timed out waiting for: " #condition "\n--- log ---\n" << (diagnostics)); \
+    } while (0)
+
+ClusterOptions shim_options() {
+    ClusterOptions options;
+    options.launch_daemon = true;
+    options.settings["pg_durable.daemon_path"] = daemon_binary();
+    return options;
+}
+
+pid_t shim_pid(const TestCluster &cluster) {
+    const auto pid = cluster.query_value("SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_durable shim'");
+    return pid ? static_cast<pid_t>(std::stol(*pid)) : 0;
+}
+
+// The daemon is the shim's only child process.
+pid_t daemon_pid(pid_t shim) {
+    const auto children = child_processes(shim);
+    return children.size() == 1 ? children.front() : 0;
+}
+
+}  // namespace
+
+TEST_CASE("the shim launches the daemon, restarts it after SIGKILL and stops it with the server", "[shim]") {
+    TestCluster cluster(shim_options());
+    cluster.exec("CREATE EXTENSION pg_durable");
+
+    pid_t shim = 0;
+    REQUIRE_EVENTUALLY((shim = shim_pid(cluster)) != 0, 30s, cluster.server_log());
+    pid_t first = 0;
+    REQUIRE_EVENTUALLY((first = daemon_pid(shim)) != 0, 30s, cluster.server_log());
+    // The daemon's stderr is the server's log.
+    REQUIRE_EVENTUALLY(count_occurrences(cluster.server_log(), kProcessing) == 1, 30s, cluster.server_log());
+    CHECK(cluster.server_log().find("pg_durable shim: started daemon") != std::string::npos);
+    // It connected as the bootstrap superuser, to pg_durable.database.
+    CHECK(cluster.query_value("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                              "'pg_durable_daemon' AND usename = '" + cluster.superuser() +
+                              "' AND datname = 'postgres'") == std::optional<std::string>("1"));
+
+    ::kill(first, SIGKILL);
+    pid_t second = 0;
+    REQUIRE_EVENTUALLY((second = daemon_pid(shim)) != 0 && second != first, 30s, cluster.server_log());
+    CHECK_FALSE(process_alive(first));
+    REQUIRE_EVENTUALLY(count_occurrences(cluster.server_log(), kProcessing) == 2, 30s, cluster.server_log());
+    CHECK(cluster.server_log().find("was terminated by signal 9") != std::string::npos);
+
+    cluster.stop(StopMode::fast);
+    REQUIRE_EVENTUALLY(!process_alive(second), 15s, cluster.server_log());
+    CHECK_FALSE(process_alive(shim));
+    CHECK(cluster.server_log().find("pg_durable: daemon stopped") != std::string::npos);
+}
+
+TEST_CASE("the daemon exits when the shim dies (immediate shutdown)", "[shim]") {
+    TestCluster cluster(shim_options());
+    cluster.exec("CREATE EXTENSION pg_durable");
+    pid_t shim = 0;
+    REQUIRE_EVENTUALLY((shim = shim_pid(cluster)) != 0, 30s, cluster.server_log());
+    pid_t daemon = 0;
+    REQUIRE_EVENTUALLY((daemon = daemon_pid(shim)) != 0, 30s, cluster.server_log());
+    REQUIRE_EVENTUALLY(cluster.server_log().find(kProcessing) != std::string::npos, 30s, cluster.server_log());
+
+    // Immediate shutdown gives the shim no chance to stop the daemon; the
+    // lifeline pipe (and PR_SET_PDEATHSIG) must.
+    cluster.stop(StopMode::immediate);
+    REQUIRE_EVENTUALLY(!process_alive(daemon), 15s, cluster.server_log());
+}
+
+TEST_CASE("the shim forwards SIGHUP to the daemon", "[shim]") {
+    TestCluster cluster(shim_options());
+    cluster.exec("CREATE EXTENSION pg_durable");
+    REQUIRE_EVENTUALLY(cluster.server_log().find(kProcessing) != std::string::npos, 30s, cluster.server_log());
+    cluster.exec("ALTER SYSTEM SET pg_durable.retention_days = 3");
+    cluster.exec("SELECT pg_reload_conf()");
+    REQUIRE_EVENTUALLY(cluster.server_log().find("pg_durable.retention_days changed from 30 to 3") !=
+                           std::string::npos,
+                       15s, cluster.server_log());
+}
