@@ -463,16 +463,17 @@ GraphError::GraphError(std::string path, std::string reason, const char *sqlstat
       path_(std::move(path)),
       reason_(std::move(reason)) {}
 
+NotAGraphError::NotAGraphError(const std::string &why) : UserError("Failed to parse Durofut JSON: " + why) {}
+
 Graph parse_graph(std::string_view json_text) {
-    const std::string failed = "Failed to parse Durofut JSON: ";
     Json doc;
     try {
         doc = Json::parse(json_text.begin(), json_text.end());
     } catch (const Json::parse_error &e) {
-        throw UserError(failed + without_exception_tag(e.what()));
+        throw NotAGraphError(without_exception_tag(e.what()));
     }
-    if (!doc.is_object()) throw UserError(failed + "expected a JSON object, got " + doc.type_name());
-    if (!doc.contains("node_type")) throw UserError(failed + "missing field 'node_type'");
+    if (!doc.is_object()) throw NotAGraphError(std::string("expected a JSON object, got ") + doc.type_name());
+    if (!doc.contains("node_type")) throw NotAGraphError("missing field 'node_type'");
     return GraphReader().read(doc);
 }
 
@@ -529,6 +530,8 @@ std::string dump_json(const nlohmann::ordered_json &value) {
                         kCharacterNotInRepertoire);
     }
 }
+
+bool looks_like_graph(const std::string &text) { return parse_envelope(text).has_value(); }
 
 Graph auto_wrap(const std::string &text) {
     const std::optional<Json> doc = parse_envelope(text);

@@ -114,14 +114,19 @@ private:
     std::string reason_;
 };
 
+// Text that is not a graph object at all: "Failed to parse Durofut JSON: <why>".
+class NotAGraphError : public UserError {
+public:
+    explicit NotAGraphError(const std::string &why);
+};
+
 // ---------------------------------------------------------------------------
 // JSON text
 
 // Parses graph JSON: a JSON object with a node_type, children embedded.
 // Checks the shape only (field types, children are objects); node types and
-// limits are validate()'s business. Throws GraphError for a bad shape and
-// UserError "Failed to parse Durofut JSON: <why>" when the text is not such
-// an object at all.
+// limits are materialisation's business. Throws GraphError for a bad shape
+// and NotAGraphError when the text is not such an object at all.
 Graph parse_graph(std::string_view json_text);
 
 // The canonical compact text: fields in the order node_type, left_node,
@@ -132,6 +137,9 @@ std::string to_json(const Graph &graph);
 // Compact text of a JSON value, keys in their insertion order. Throws
 // UserError when a string in it is not valid UTF-8.
 std::string dump_json(const nlohmann::ordered_json &value);
+
+// Whether auto_wrap() reads `text` as a graph: a JSON object with node_type.
+bool looks_like_graph(const std::string &text);
 
 // SPEC §8 auto-wrap, the reading of every argument a composer or df.start
 // takes as a step: text that is a JSON object with a node_type is a graph
