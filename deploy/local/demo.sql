@@ -1,12 +1,15 @@
 -- pg_durable demo, run by `make run` as the demo role durable_demo (a plain
 -- LOGIN role with df.grant_usage and privileges on the playground schema).
--- Run it again any time:  PGD_ROLE=durable_demo make psql -- -f deploy/local/demo.sql
+-- Run it again any time:  PGD_ROLE=durable_demo bash deploy/local/psql.sh < deploy/local/demo.sql
 -- psql variable demo_timeout (seconds to wait for the instance, default 20).
 \if :{?demo_timeout}
 \else
 \set demo_timeout 20
 \endif
+\set QUIET on
 \pset footer off
+-- The DSL operators live in schema df (run.sh also sets this for the role).
+SET search_path = "$user", public, df;
 
 SELECT current_user AS "running as", df.version() AS "pg_durable";
 

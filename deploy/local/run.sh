@@ -201,7 +201,7 @@ if [ "${PGD_RECREATE:-0}" = 1 ]; then
   pgd_psql -qc "DROP EXTENSION IF EXISTS pg_durable CASCADE"
 fi
 pgd_say "CREATE EXTENSION pg_durable"
-pgd_psql -qc "CREATE EXTENSION IF NOT EXISTS pg_durable"
+pgd_psql -qc "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS pg_durable"
 pgd_psql -Atqc "SELECT 'pg_durable ' || extversion FROM pg_extension WHERE extname = 'pg_durable'"
 pgd_psql -Atqc "SELECT 'df.version(): ' || df.version()" 2>/dev/null || true
 
@@ -219,7 +219,12 @@ BEGIN
 END
 \$\$;
 ALTER ROLE $PGD_DEMO_ROLE LOGIN NOSUPERUSER;
+-- The DSL operators (~>, |=>, ...) live in schema df: put it on the path,
+-- last, so the user guide's examples work unqualified.
+ALTER ROLE $PGD_DEMO_ROLE SET search_path = "\$user", public, df;
+\o /dev/null
 SELECT df.grant_usage('$PGD_DEMO_ROLE');
+\o
 GRANT USAGE ON SCHEMA playground TO $PGD_DEMO_ROLE;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA playground TO $PGD_DEMO_ROLE;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA playground TO $PGD_DEMO_ROLE;
