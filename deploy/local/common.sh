@@ -59,22 +59,19 @@ as_postgres() {
 }
 
 # pgd_choose_state_dir sets PGD_STATE (and PGD_STATE_FALLBACK=1 when it is
-# not the project-local .local/). An existing cluster wins, so run, stop and
-# psql always agree.
+# not the project-local .local/). .local/ when the postgres OS user can reach
+# it, unless only a fallback cluster exists; so run, stop and psql agree.
 pgd_choose_state_dir() {
   local local_dir="$PGD_ROOT/.local"
-  local hash
+  local hash local_ok=0
   hash="$(printf '%s' "$PGD_ROOT" | sha256sum | cut -c1-12)"
   local fallback="/var/tmp/pg_durable-$hash"
-  PGD_STATE_FALLBACK=0
-  if as_root test -f "$local_dir/pgdata/PG_VERSION"; then
-    PGD_STATE="$local_dir"
-  elif as_root test -f "$fallback/pgdata/PG_VERSION"; then
-    PGD_STATE="$fallback"; PGD_STATE_FALLBACK=1
-  elif as_postgres test -x "$PGD_ROOT" &&
-       [ "${#local_dir}" -le 80 ]; then   # unix socket paths max out at 107 bytes
-    PGD_STATE="$local_dir"
-  else
+  # unix socket paths max out at 107 bytes: keep room for /run/.s.PGSQL.NNNNN
+  if [ "${#local_dir}" -le 80 ] && as_postgres test -x "$PGD_ROOT"; then local_ok=1; fi
+  PGD_STATE="$local_dir"; PGD_STATE_FALLBACK=0
+  if [ "$local_ok" = 1 ] && as_root test -f "$local_dir/pgdata/PG_VERSION"; then
+    :
+  elif as_root test -f "$fallback/pgdata/PG_VERSION" || [ "$local_ok" = 0 ]; then
     PGD_STATE="$fallback"; PGD_STATE_FALLBACK=1
   fi
   PGD_DATA="$PGD_STATE/pgdata"

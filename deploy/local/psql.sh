@@ -15,6 +15,9 @@ if [ "$(id -u)" -eq 0 ] || [ "$PGD_AUTH" = peer ]; then
   # user: run psql as ourselves so history and ~/.psqlrc are ours.
   exec "$PGD_BINDIR/psql" "${args[@]}"
 else
-  # trust: only the postgres OS user can reach the socket directory.
+  # trust: only the postgres OS user can reach the socket directory. From /,
+  # as postgres may not be able to enter the current directory; so psql's -f
+  # needs an absolute path it can read (or feed the file on stdin).
+  cd /
   exec sudo -H -u postgres -- "$PGD_BINDIR/psql" "${args[@]}"
 fi

@@ -44,7 +44,8 @@ fi
 # ------------------------------------------------------------- directories
 if [ "$PGD_STATE_FALLBACK" = 1 ]; then
   pgd_warn "the postgres OS user cannot reach $PGD_ROOT/.local (no search permission on a" \
-    "parent directory, or the path is too long for a unix socket); the cluster lives in $PGD_STATE"
+    "parent directory, or the path is too long for a unix socket), or an earlier run put the" \
+    "cluster in $PGD_STATE: the cluster lives there"
 fi
 pgd_say "local cluster: $PGD_DATA (port $PGD_PORT, socket $PGD_SOCK, auth $PGD_AUTH)"
 
@@ -58,7 +59,7 @@ as_root install -d -o postgres -g postgres -m 700 "$PGD_DATA"
 if [ "$PGD_AUTH" = trust ]; then sockmode=700; else sockmode=755; fi
 as_root install -d -o postgres -g postgres -m "$sockmode" "$PGD_SOCK"
 printf '# written by deploy/local/run.sh\nPGD_PORT=%s\nPGD_AUTH=%s\n' "$PGD_PORT" "$PGD_AUTH" |
-  as_root tee "$PGD_STATE/cluster.env" >/dev/null
+  if [ -w "$PGD_STATE" ]; then tee "$PGD_STATE/cluster.env"; else as_root tee "$PGD_STATE/cluster.env"; fi >/dev/null
 as_root test -e "$PGD_LOG" || as_root install -o postgres -g postgres -m 644 /dev/null "$PGD_LOG"
 as_root chown postgres:postgres "$PGD_LOG"
 
@@ -135,7 +136,8 @@ EOF
 # Written by deploy/local/run.sh: not used with PGD_AUTH=trust.
 EOF
 else
-  invoker="${SUDO_USER:-$(id -un)}"
+  # The developer: ourselves, or who ran `sudo make run`.
+  if [ "$(id -u)" -ne 0 ]; then invoker="$(id -un)"; else invoker="${SUDO_USER:-root}"; fi
   mapped_os_users="postgres root"
   case " $mapped_os_users " in *" $invoker "*) ;; *) mapped_os_users="$mapped_os_users $invoker" ;; esac
   roles="postgres $PGD_DEMO_ROLE ${PGD_PEER_ROLES:-}"
