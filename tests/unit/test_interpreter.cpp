@@ -1,0 +1,397 @@
+// The graph interpreter against a fake executor and a fake clock: every node
+// type, failure propagation, named results, replay from recorded history.
+#include <catch2/catch.hpp>
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "common/dsl.hpp"
+#include "common/graph.hpp"
+#include "daemon/interpreter.hpp"
+
+using namespace durable;
+using namespace durable::engine;
+using namespace std::chrono_literals;
+
+namespace {
+
+Graph build(const std::string &fut) {
+    int counter = 0;
+    MaterializedGraph m = materialize(fut, [&] {
+        char buf[9];
+        std::snprintf(buf, sizeof buf, "%08x", ++counter);
+        return std::string(buf);
+    });
+    return load_stored(m.root_id, m.nodes);
+}
+
+std::string rows(const std::string &json_rows) {
+    return "{\"rows\":" + json_rows + ",\"row_count\":" +
+           std::to_string(json_rows == "[]" ? 0 : std::count(json_rows.begin(), json_rows.end(), '{')) + "}";
+}
+
+// The id materialisation gave the node with this query (or of this type).
+std::string id_of(const Graph &g, const std::string &query_or_type) {
+    for (NodeIndex i = 0; i < g.size(); ++i)
+        if ((g[i].query && *g[i].query == query_or_type) || g[i].node_type == query_or_type) return g[i].id;
+    FAIL("no node " << query_or_type);
+    return "";
+}
+
+// Drives an InstanceRun like the daemon would, recording what happened.
+struct Driver {
+    explicit Driver(const std::string &fut, History history = {}, std::int64_t execution = 1)
+        : run(build(fut), InstanceInfo{"abcd0001", std::string("lbl"), execution, {{"tbl", "users"}}},
+              EngineSettings{0, "UTC", 100000}, std::move(history)) {}
+
+    TimePoint now = TimePoint{} + 1000000h;
+    InstanceRun run;
+    std::function<Outcome(const std::string &query)> sql = [](const std::string &q) {
+        return Outcome::completed(rows("[{\"q\":\"" + q + "\"}]"));
+    };
+    std::vector<std::string> executed;  // queries in order
+    std::vector<ActivationWrite> writes;
+    std::vector<NodeMirror> mirrors;
+    std::vector<InstanceWrite> instance_writes;
+    std::vector<std::string> cancels;
+    std::deque<TimerArm> timers;
+    std::vector<StepRun> pending;
+    std::vector<SignalWait> waits;
+    bool completed_by_step = false;
+
+    void absorb(Effects e) {
+        cancels.insert(cancels.end(), e.cancels.begin(), e.cancels.end());
+        writes.insert(writes.end(), e.activations.begin(), e.activations.end());
+        mirrors.insert(mirrors.end(), e.mirrors.begin(), e.mirrors.end());
+        if (e.instance) instance_writes.push_back(*e.instance);
+        for (auto &t : e.timers) timers.push_back(t);
+        for (auto &w : e.signal_waits) waits.push_back(w);
+        for (auto &s : e.steps) {
+            mirrors.insert(mirrors.end(), s.mirrors.begin(), s.mirrors.end());
+            pending.push_back(s);
+        }
+    }
+    // Runs queued SQL steps (FIFO) until none is left.
+    void run_steps() {
+        while (!pending.empty()) {
+            StepRun step = pending.front();
+            pending.erase(pending.begin());
+            executed.push_back(step.query);
+            Outcome o = sql(step.query);
+            if (step.completes_instance && o.kind == Outcome::Kind::Completed) completed_by_step = true;
+            absorb(run.on_step(step.stamp, step.node_id, o, now));
+        }
+    }
+    void start() {
+        absorb(run.start(now));
+        run_steps();
+    }
+    // Fires the earliest timer after advancing the clock to it.
+    void fire_next_timer() {
+        REQUIRE_FALSE(timers.empty());
+        auto it = std::min_element(timers.begin(), timers.end(),
+                                   [](const TimerArm &a, const TimerArm &b) { return a.wake_at < b.wake_at; });
+        TimerArm t = *it;
+        timers.erase(it);
+        if (now < t.wake_at) now = t.wake_at;
+        absorb(run.on_timer(t.stamp, t.node_id, now));
+        run_steps();
+    }
+    std::string final_status() const {
+        if (completed_by_step) return "completed";
+        return instance_writes.empty() ? "" : instance_writes.back().status;
+    }
+    std::string root_result() const {
+        const std::string root_id = run.graph()[run.graph().root()].id;
+        for (auto it = mirrors.rbegin(); it != mirrors.rend(); ++it)
+            if (it->node_id == root_id && it->result) return *it->result;
+        return "";
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a single SQL step completes the instance in its own transaction", "[interpreter]") {
+    Driver d("SELECT 1");
+    d.absorb(d.run.start(d.now));
+    REQUIRE(d.pending.size() == 1);
+    CHECK(d.pending[0].completes_instance);
+    CHECK(d.pending[0].stamp == "abcd0001::1");
+    d.run_steps();
+    CHECK(d.run.finished());
+    CHECK(d.final_status() == "completed");
+    CHECK(d.instance_writes.empty());  // no extra commit
+}
+
+TEST_CASE("a THEN chain runs in order and only the last step completes the instance", "[interpreter]") {
+    Driver d(dsl::seq(dsl::seq("SELECT 1", "SELECT 2"), "SELECT 3"));
+    d.absorb(d.run.start(d.now));
+    REQUIRE(d.pending.size() == 1);
+    CHECK_FALSE(d.pending[0].completes_instance);
+    d.run_steps();
+    CHECK(d.executed == std::vector<std::string>{"SELECT 1", "SELECT 2", "SELECT 3"});
+    CHECK(d.final_status() == "completed");
+    CHECK(d.writes.empty());
+}
+
+TEST_CASE("a failing step fails the chain and nothing further starts", "[interpreter]") {
+    Driver d(dsl::seq("SELECT 1/0", "SELECT 2"));
+    d.sql = [](const std::string &q) {
+        if (q == "SELECT 1/0") return Outcome::failed("SQL execution failed: division by zero", "");
+        return Outcome::completed(rows("[]"));
+    };
+    d.start();
+    CHECK(d.executed == std::vector<std::string>{"SELECT 1/0"});
+    REQUIRE(d.instance_writes.size() == 1);
+    CHECK(d.instance_writes[0].status == "failed");
+    CHECK(d.instance_writes[0].error == "SQL execution failed: division by zero");
+    CHECK(d.instance_writes[0].error_node == id_of(d.run.graph(), "SELECT 1/0"));  // the step, not the THEN
+}
+
+TEST_CASE("named results substitute into later steps", "[interpreter]") {
+    Driver d(dsl::seq(dsl::as("SELECT 5 AS n", "five"), "SELECT $five + {tbl}"));
+    d.sql = [](const std::string &q) {
+        if (q == "SELECT 5 AS n") return Outcome::completed(rows("[{\"n\":5}]"));
+        return Outcome::completed(rows("[]"));
+    };
+    d.start();
+    CHECK(d.executed.back() == "SELECT 5 + users");
+}
+
+TEST_CASE("a substitution error fails the node without running it", "[interpreter]") {
+    Driver d(dsl::seq(dsl::as("SELECT 1 WHERE false", "empty"), "SELECT $empty"));
+    d.sql = [](const std::string &) { return Outcome::completed(rows("[]")); };
+    d.start();
+    CHECK(d.executed.size() == 1);
+    REQUIRE(d.instance_writes.size() == 1);
+    CHECK(d.instance_writes[0].error == "$empty has no rows — query returned zero results");
+}
+
+TEST_CASE("IF takes the branch its condition decides", "[interpreter]") {
+    for (bool truthy : {true, false}) {
+        Driver d(dsl::if_then_else("SELECT cond", "SELECT 'yes'", "SELECT 'no'"));
+        d.sql = [truthy](const std::string &q) {
+            if (q == "SELECT cond") return Outcome::completed(rows(truthy ? "[{\"c\":true}]" : "[{\"c\":false}]"));
+            return Outcome::completed(rows("[{\"r\":1}]"));
+        };
+        d.start();
+        CHECK(d.executed.back() == (truthy ? "SELECT 'yes'" : "SELECT 'no'"));
+        CHECK(d.final_status() == "completed");
+    }
+}
+
+TEST_CASE("if_rows judges a named result without a query", "[interpreter]") {
+    Driver d(dsl::seq(dsl::as("SELECT x", "r"), dsl::if_rows("r", "SELECT 'has'", "SELECT 'none'")));
+    d.sql = [](const std::string &q) {
+        if (q == "SELECT x") return Outcome::completed(rows("[]"));
+        return Outcome::completed(rows("[{\"a\":1}]"));
+    };
+    d.start();
+    CHECK(d.executed == std::vector<std::string>{"SELECT x", "SELECT 'none'"});
+
+    Driver missing(dsl::if_rows("nope", "SELECT 1", "SELECT 2"));
+    missing.start();
+    REQUIRE(missing.instance_writes.size() == 1);
+    CHECK(missing.instance_writes[0].error == "df.if_rows: result 'nope' not found");
+}
+
+TEST_CASE("JOIN runs branches concurrently and returns their results in order", "[interpreter]") {
+    Driver d(dsl::seq(dsl::join(dsl::as("SELECT 1 AS a", "a"), dsl::as("SELECT 2 AS b", "b")), "SELECT $a + $b"));
+    d.sql = [](const std::string &q) {
+        if (q == "SELECT 1 AS a") return Outcome::completed(rows("[{\"a\":1}]"));
+        if (q == "SELECT 2 AS b") return Outcome::completed(rows("[{\"b\":2}]"));
+        return Outcome::completed(rows("[]"));
+    };
+    d.absorb(d.run.start(d.now));
+    CHECK(d.pending.size() == 2);  // both branches at once
+    CHECK(d.pending[0].stamp == "abcd0001::1::" + id_of(d.run.graph(), "SELECT 1 AS a") + "::1");
+    d.run_steps();
+    CHECK(d.executed.back() == "SELECT 1 + 2");  // named results merged back
+    const auto join = std::find_if(d.mirrors.begin(), d.mirrors.end(),
+                                   [&](const NodeMirror &m) { return m.node_id == id_of(d.run.graph(), "JOIN"); });
+    REQUIRE(join != d.mirrors.end());
+    CHECK(*join->result == "[{\"rows\":[{\"a\":1}],\"row_count\":1},{\"rows\":[{\"b\":2}],\"row_count\":1}]");
+}
+
+TEST_CASE("a failed JOIN branch fails the JOIN with its index, after all branches end", "[interpreter]") {
+    Driver d(dsl::join3("SELECT 1", "SELECT boom", "SELECT 3"));
+    d.sql = [](const std::string &q) {
+        if (q == "SELECT boom") return Outcome::failed("SQL execution failed: boom", "");
+        return Outcome::completed(rows("[]"));
+    };
+    d.start();
+    CHECK(d.executed.size() == 3);
+    REQUIRE(d.instance_writes.size() == 1);
+    CHECK(d.instance_writes[0].error == "JOIN branch 2 failed: SQL execution failed: boom");
+}
+
+TEST_CASE("RACE: the first finisher wins and the loser is cancelled", "[interpreter]") {
+    Driver d(dsl::race("SELECT fast", dsl::seq("SELECT slow", "SELECT never")));
+    d.absorb(d.run.start(d.now));
+    REQUIRE(d.pending.size() == 2);
+    // Finish the left branch first; the right one is still running.
+    StepRun fast = d.pending[0];
+    d.pending.erase(d.pending.begin());
+    d.absorb(d.run.on_step(fast.stamp, fast.node_id, Outcome::completed(rows("[{\"w\":1}]")), d.now));
+    CHECK(d.cancels.size() == 1);
+    const auto cancelled = std::find_if(d.writes.begin(), d.writes.end(),
+                                        [](const ActivationWrite &w) { return w.status == "cancelled"; });
+    REQUIRE(cancelled != d.writes.end());
+    CHECK(*cancelled->error == "Branch cancelled after losing RACE");
+    const auto decision = std::find_if(d.writes.begin(), d.writes.end(), [](const ActivationWrite &w) {
+        return w.result && *w.result == "{\"race_winner\":\"left\"}";
+    });
+    CHECK(decision != d.writes.end());
+    CHECK(d.final_status() == "completed");
+    // The loser's late outcome changes nothing.
+    StepRun slow = d.pending[0];
+    d.pending.clear();
+    d.absorb(d.run.on_step(slow.stamp, slow.node_id, Outcome::completed(rows("[]")), d.now));
+    CHECK(d.pending.empty());
+}
+
+TEST_CASE("SLEEP records its due time and completes when the timer fires", "[interpreter]") {
+    Driver d(dsl::seq(dsl::sleep(60), "SELECT after"));
+    d.start();
+    REQUIRE(d.timers.size() == 1);
+    CHECK(d.timers[0].wake_at == d.now + 60s);
+    REQUIRE(d.writes.size() == 1);
+    CHECK(d.writes[0].wake_at == d.now + 60s);
+    CHECK(d.executed.empty());
+    d.fire_next_timer();
+    CHECK(d.executed == std::vector<std::string>{"SELECT after"});
+}
+
+TEST_CASE("a recorded sleep keeps its due time after a restart", "[interpreter]") {
+    const TimePoint due = TimePoint{} + 1000000h + 30s;
+    History history;
+    history[{"abcd0001::1", "00000002"}] = Record{"running", std::nullopt, std::nullopt, std::nullopt, due};
+    Driver d(dsl::seq(dsl::sleep(60), "SELECT after"), history);
+    d.start();
+    REQUIRE(d.timers.size() == 1);
+    CHECK(d.timers[0].wake_at == due);
+    CHECK(d.writes.empty());  // nothing new to record
+}
+
+TEST_CASE("replay skips recorded steps and resumes at the first unrecorded one", "[interpreter]") {
+    const std::string fut = dsl::seq(dsl::seq(dsl::as("SELECT 7 AS n", "n"), "SELECT $n"), "SELECT 3");
+    History history;
+    history[{"abcd0001::1", id_of(build(fut), "SELECT 7 AS n")}] =
+        Record{"completed", std::string(rows("[{\"n\":7}]")), std::nullopt, std::nullopt, std::nullopt};
+    Driver d(fut, history);
+    d.start();
+    CHECK(d.executed == std::vector<std::string>{"SELECT 7", "SELECT 3"});  // $n from the recorded result
+}
+
+TEST_CASE("WAIT_SCHEDULE waits for the next cron tick strictly after its start", "[interpreter]") {
+    Driver d(dsl::wait_for_schedule("*/5 * * * *", std::nullopt));
+    d.start();
+    REQUIRE(d.timers.size() == 1);
+    const auto wait = d.timers[0].wake_at - d.now;
+    CHECK(wait > 0s);
+    CHECK(wait <= 300s);
+    d.fire_next_timer();
+    CHECK(d.root_result() == "{\"scheduled\":true}");
+}
+
+TEST_CASE("SIGNAL completes with the delivered payload or times out", "[interpreter]") {
+    Driver d(dsl::wait_for_signal("approve", std::optional<std::int64_t>(10)));
+    d.start();
+    REQUIRE(d.waits.size() == 1);
+    CHECK(d.waits[0].signal_name == "approve");
+    d.absorb(d.run.on_signal(d.waits[0].stamp, d.waits[0].node_id,
+                             "{\"signal_name\":\"approve\",\"timed_out\":false,\"data\":1}", d.now));
+    CHECK(d.run.finished());
+
+    Driver t(dsl::wait_for_signal("approve", std::optional<std::int64_t>(10)));
+    t.start();
+    t.fire_next_timer();
+    CHECK(t.root_result() == "{\"signal_name\":\"approve\",\"timed_out\":true,\"data\":null}");
+}
+
+TEST_CASE("a non-root loop iterates until its condition is false, with a checkpoint per iteration",
+          "[interpreter]") {
+    Driver d(dsl::seq(dsl::loop(dsl::as("SELECT i", "i"), std::string("SELECT more"), std::nullopt), "SELECT done"));
+    int iterations = 0;
+    d.sql = [&](const std::string &q) {
+        if (q == "SELECT i") return Outcome::completed(rows("[{\"i\":" + std::to_string(++iterations) + "}]"));
+        if (q == "SELECT more") return Outcome::completed(rows(iterations < 3 ? "[{\"m\":true}]" : "[{\"m\":false}]"));
+        return Outcome::completed(rows("[]"));
+    };
+    d.start();
+    CHECK(iterations == 3);
+    CHECK(d.executed.back() == "SELECT done");
+    const auto checkpoints = std::count_if(d.writes.begin(), d.writes.end(), [&](const ActivationWrite &w) {
+        return w.node_id == id_of(d.run.graph(), "LOOP") && w.status == "running";
+    });
+    CHECK(checkpoints == 2);  // iterations 2 and 3
+}
+
+TEST_CASE("df.break ends the nearest loop with its value", "[interpreter]") {
+    Driver d(dsl::loop(dsl::seq("SELECT work", dsl::break_loop(std::string("done"))), std::nullopt, std::nullopt));
+    d.start();
+    CHECK(d.executed == std::vector<std::string>{"SELECT work"});
+    CHECK(d.final_status() == "completed");
+    CHECK(d.root_result() == "\"done\"");
+}
+
+TEST_CASE("df.break outside a loop fails the instance", "[interpreter]") {
+    Driver d(dsl::seq("SELECT 1", dsl::break_loop(std::nullopt)));
+    d.start();
+    REQUIRE(d.instance_writes.size() == 1);
+    CHECK(d.instance_writes[0].error ==
+          "df.break() was called outside of a loop. df.break() may only be used inside df.loop().");
+}
+
+TEST_CASE("a root loop starts a new execution per iteration with fresh named results", "[interpreter]") {
+    Driver d(dsl::loop(dsl::seq(dsl::as("SELECT n", "n"), "SELECT $n"), std::nullopt, std::nullopt));
+    int runs = 0;
+    d.sql = [&](const std::string &q) {
+        if (q == "SELECT n") return Outcome::completed(rows("[{\"n\":" + std::to_string(++runs) + "}]"));
+        return Outcome::completed(rows("[]"));
+    };
+    // Stop after a few iterations by failing the 4th read.
+    d.sql = [&, inner = d.sql](const std::string &q) {
+        if (q == "SELECT n" && runs == 3) return Outcome::failed("stop", "");
+        return inner(q);
+    };
+    d.start();
+    CHECK(runs == 3);
+    std::vector<std::int64_t> executions;
+    for (const auto &w : d.instance_writes)
+        if (w.execution) executions.push_back(*w.execution);
+    CHECK(executions == std::vector<std::int64_t>{2, 3, 4});
+    CHECK(d.instance_writes.back().status == "failed");
+}
+
+TEST_CASE("loop pacing waits out the minimum interval on a timer", "[interpreter]") {
+    Driver d(dsl::loop("SELECT tick", std::nullopt, std::optional<std::int64_t>(1000)));
+    int ticks = 0;
+    d.sql = [&](const std::string &) {
+        ++ticks;
+        return ticks < 3 ? Outcome::completed(rows("[]")) : Outcome::failed("enough", "");
+    };
+    d.start();
+    CHECK(ticks == 1);
+    REQUIRE(d.timers.size() == 1);
+    CHECK(d.timers[0].wake_at == d.now + 1000ms);
+    d.fire_next_timer();
+    CHECK(ticks == 2);
+}
+
+TEST_CASE("the loop guard fails the 100000th iteration", "[interpreter]") {
+    // A non-root loop resumed from its checkpoint at iteration 99999.
+    const std::string fut =
+        dsl::seq("SELECT pre", dsl::loop("SELECT body", std::nullopt, std::optional<std::int64_t>(0)));
+    History history{{{"abcd0001::1", id_of(build(fut), "LOOP")},
+                     Record{"running", std::string("{\"iteration\":99999,\"results\":{}}"), std::nullopt,
+                            std::nullopt, std::nullopt}}};
+    Driver d(fut, history);
+    d.start();
+    CHECK(d.executed == std::vector<std::string>{"SELECT pre", "SELECT body"});
+    REQUIRE_FALSE(d.instance_writes.empty());
+    CHECK(d.instance_writes.back().error ==
+          "Loop exceeded maximum iteration count of 100000. Use df.break() to exit the loop or restructure the workflow.");
+}
