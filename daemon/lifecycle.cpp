@@ -68,6 +68,7 @@ void Lifecycle::connect() {
         connect_failures_ = 0;
         last_connect_error_.clear();
         connected_at_ = std::chrono::steady_clock::now();
+        connection_ = r.value;
         read_settings(gen);
     });
 }
@@ -85,6 +86,7 @@ void Lifecycle::read_settings(Generation gen) {
         } else {
             apply_reload(shown);
         }
+        check_target(*settings_);
         probe(gen);
     });
 }
@@ -105,6 +107,18 @@ void Lifecycle::on_first_settings(const ServerSettings &settings) {
                settings.database, settings.max_duroxide_connections, settings.max_management_connections,
                settings.max_user_connections);
     work_.on_settings(*settings_);
+}
+
+void Lifecycle::check_target(const ServerSettings &settings) {
+    // Warnings only: the operator may know better (e.g. a role with BYPASSRLS).
+    if (connection_.dbname != settings.database)
+        log_->warn("connected to database \"{}\", but pg_durable.database is '{}'; the extension can only "
+                   "be created in '{}', so this daemon will wait for it forever",
+                   connection_.dbname, settings.database, settings.database);
+    if (!connection_.superuser)
+        log_->warn("role \"{}\" is not a superuser; the daemon needs one to manage every user's instances "
+                   "(pg_durable.worker_role)",
+                   connection_.user);
 }
 
 void Lifecycle::apply_reload(const ServerSettings &shown) {
@@ -220,6 +234,11 @@ void Lifecycle::heartbeat(Generation gen) {
         if (!r.ok()) return on_failure(gen, r);
         switch (r.value) {
             case store::HeartbeatResult::ok:
+                last_failure_.clear();
+                schedule_heartbeat(gen);
+                return;
+            case store::HeartbeatResult::skipped:
+                log_->debug("heartbeat skipped: waited too long for a lock");
                 schedule_heartbeat(gen);
                 return;
             case store::HeartbeatResult::extension_gone:
@@ -284,10 +303,16 @@ void Lifecycle::on_failure(Generation gen, const LinkResult<T> &result) {
     extension_oid_.reset();
     logged_waiting_ = false;
     logged_standby_ = false;
+    // The same failure again (e.g. a permission error on every attempt) is
+    // not news; log it once until something succeeds.
+    const auto level = result.message == last_failure_ ? spdlog::level::debug
+                       : result.failure == LinkFailure::connection_lost ? spdlog::level::warn
+                                                                        : spdlog::level::err;
     if (result.failure == LinkFailure::connection_lost)
-        log_->warn("lost the connection to the server: {}; reconnecting", result.message);
+        log_->log(level, "lost the connection to the server: {}; reconnecting", result.message);
     else
-        log_->error("database error: {}; reconnecting", result.message);
+        log_->log(level, "database error: {}; reconnecting", result.message);
+    last_failure_ = result.message;
     if (connected_at_ && std::chrono::steady_clock::now() - *connected_at_ >= timing_.healthy_connection)
         backoff_.reset();
     connected_at_.reset();

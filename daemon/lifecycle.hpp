@@ -72,6 +72,7 @@ private:
     void connect();
     void read_settings(Generation gen);
     void on_first_settings(const ServerSettings &settings);
+    void check_target(const ServerSettings &settings);
     void apply_reload(const ServerSettings &shown);
     void probe(Generation gen);
     void take_lock(Generation gen);
@@ -114,6 +115,8 @@ private:
     std::optional<std::chrono::steady_clock::time_point> connected_at_;
     int connect_failures_ = 0;
     std::string last_connect_error_;
+    std::string last_failure_;  // repeated identical failures are logged once
+    Connected connection_;
     bool logged_waiting_ = false;
     bool logged_standby_ = false;
     bool logged_recovery_ = false;

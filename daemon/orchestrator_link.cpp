@@ -20,9 +20,20 @@ private:
     std::vector<std::string> &inbox_;
 };
 
-std::string trimmed(std::string text) {
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    return text;
+// libpq messages span lines ("server closed the connection unexpectedly\n\t
+// This probably means..."); one log line each is easier to grep.
+std::string one_line(const std::string &text) {
+    std::string out;
+    for (char c : text) {
+        const bool space = c == '\n' || c == '\r' || c == '\t' || c == ' ';
+        if (space) {
+            if (!out.empty() && out.back() != ' ') out += ' ';
+        } else {
+            out += c;
+        }
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
 }
 
 // libpqxx 6 silently reconnects a broken connection on next use, dropping
@@ -71,17 +82,17 @@ void OrchestratorLink::run(Job job, Callback<T> done) {
             result.value = job();
         } catch (const pqxx::broken_connection &e) {
             result.failure = LinkFailure::connection_lost;
-            result.message = trimmed(e.what());
+            result.message = one_line(e.what());
         } catch (const pqxx::sql_error &e) {
             // FATAL errors (admin shutdown, terminated backend) arrive as sql_error.
             const bool gone = !session_->conn || !session_->conn->is_open() ||
                               e.sqlstate().rfind("08", 0) == 0 || e.sqlstate().rfind("57P", 0) == 0;
             result.failure = gone ? LinkFailure::connection_lost : LinkFailure::error;
-            result.message = trimmed(e.what()) + (e.sqlstate().empty() ? "" : " (SQLSTATE " + e.sqlstate() + ")");
+            result.message = one_line(e.what()) + (e.sqlstate().empty() ? "" : " (SQLSTATE " + e.sqlstate() + ")");
         } catch (const std::exception &e) {
             const bool gone = !session_->conn || !session_->conn->is_open();
             result.failure = gone ? LinkFailure::connection_lost : LinkFailure::error;
-            result.message = trimmed(e.what());
+            result.message = one_line(e.what());
         }
         boost::asio::post(io_, [done = std::move(done), result = std::move(result)]() mutable {
             done(std::move(result));
@@ -101,6 +112,7 @@ void OrchestratorLink::connect(Callback<Connected> done) {
             info.server_version = conn->server_version();
             info.user = conn->username();
             info.dbname = conn->dbname();
+            info.superuser = store::is_superuser(*conn);
             session_->conn = std::move(conn);
             return info;
         },

@@ -42,6 +42,7 @@ struct Connected {
     int server_version = 0;
     std::string user;
     std::string dbname;
+    bool superuser = false;
 };
 
 struct Attached {

@@ -52,6 +52,11 @@ std::map<std::string, std::optional<std::string>> show_settings(pqxx::connection
     return shown;
 }
 
+bool is_superuser(pqxx::connection &conn) {
+    pqxx::nontransaction tx(conn);
+    return tx.exec1("SELECT pg_catalog.current_setting('is_superuser') = 'on'")[0].as<bool>();
+}
+
 ServerState probe_server(pqxx::connection &conn) {
     pqxx::nontransaction tx(conn);
     const auto row = tx.exec1(
@@ -105,6 +110,10 @@ HeartbeatResult heartbeat(pqxx::connection &conn, const std::string &epoch_id,
     } catch (const pqxx::sql_error &e) {
         // DROP EXTENSION committed between the probe and the update.
         if (is_missing_object(e)) return HeartbeatResult::extension_gone;
+        // Queued behind DDL (lock_timeout) or slow: not a reason to drop the
+        // session and with it the orchestrator lock.
+        if (e.sqlstate() == "55P03" /* lock_not_available */ || e.sqlstate() == "57014" /* query_canceled */)
+            return HeartbeatResult::skipped;
         throw;
     }
 }

@@ -23,6 +23,10 @@ void prepare_session(pqxx::connection &conn);
 std::map<std::string, std::optional<std::string>> show_settings(pqxx::connection &conn,
                                                                 const std::vector<std::string> &names);
 
+// Whether the session's role is a superuser (the daemon needs one to manage
+// every user's instances past row security, SPEC §3 worker_role).
+bool is_superuser(pqxx::connection &conn);
+
 struct ServerState {
     bool in_recovery = false;
     // OID of the pg_durable extension, nullopt when it is not installed.
@@ -39,7 +43,12 @@ void release_orchestrator_lock(pqxx::connection &conn);
 // or nullopt when the df objects vanished (a concurrent DROP EXTENSION).
 std::optional<std::string> replace_worker_epoch(pqxx::connection &conn);
 
-enum class HeartbeatResult { ok, extension_gone, epoch_lost };
+enum class HeartbeatResult {
+    ok,
+    skipped,         // waited too long behind a lock (e.g. DDL in progress); try next beat
+    extension_gone,
+    epoch_lost,
+};
 // Refreshes last_seen_at of our epoch, checking first that the extension is
 // still the one we attached to (DROP EXTENSION, or a DROP and CREATE between
 // two heartbeats, both read as extension_gone).
