@@ -1,7 +1,9 @@
 // The daemon attaches (SPEC.md §2): lifecycle log lines, the worker epoch
 // heartbeat, wake-ups, the orchestrator lock with a standby, DROP/CREATE
 // EXTENSION, reconnects, refusal to start, signals.
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -272,4 +274,27 @@ TEST_CASE("--version and --help", "[daemon]") {
     CHECK(help.log_contains("--conninfo"));
     DaemonProcess bad(cluster, {"--no-such-flag"});
     REQUIRE(bad.wait_exit(10s) == std::optional<int>(2));
+}
+
+TEST_CASE("the daemon drains and exits when its parent lifeline reaches EOF", "[daemon]") {
+    TestCluster cluster;
+    cluster.exec("CREATE EXTENSION pg_durable");
+    int lifeline[2];
+    REQUIRE(::pipe2(lifeline, O_CLOEXEC) == 0);
+    // Only the read end goes to the daemon; the write end stays with us, the
+    // way the shim keeps it.
+    REQUIRE(::fcntl(lifeline[0], F_SETFD, 0) == 0);
+    DaemonProcess daemon(cluster, {"--parent-fd", std::to_string(lifeline[0])});
+    ::close(lifeline[0]);
+    REQUIRE_EVENTUALLY(daemon.log_contains(kProcessing), 30s, daemon.log());
+    CHECK(daemon.running());
+
+    ::close(lifeline[1]);
+    const auto code = daemon.wait_exit(15s);
+    INFO(daemon.log());
+    REQUIRE(code);
+    CHECK(*code == 0);
+    CHECK(daemon.log_contains("the parent process (shim) is gone"));
+    CHECK(cluster.query_value("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") ==
+          std::optional<std::string>("0"));
 }
