@@ -84,6 +84,8 @@ static int	shim_restart_delay_ms = SHIM_RESTART_MIN_MS;
 static TimestampTz shim_next_start = 0;
 /* Name of the bootstrap superuser, used when pg_durable.worker_role is empty. */
 static char *shim_bootstrap_role = NULL;
+/* Holds one launch's argument strings; reset before the next launch. */
+static MemoryContext shim_spawn_context = NULL;
 
 /* forward declarations */
 static void shim_handle_sigchld(SIGNAL_ARGS);
@@ -143,6 +145,8 @@ pgd_shim_main(Datum main_arg)
 
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	shim_bootstrap_role = shim_lookup_bootstrap_superuser();
+	shim_spawn_context = AllocSetContextCreate(TopMemoryContext, "pg_durable shim spawn",
+											   ALLOCSET_SMALL_SIZES);
 
 	for (;;)
 	{
@@ -256,8 +260,9 @@ shim_socket_host(void)
 static void
 shim_spawn_daemon(void)
 {
-	const char *path = shim_daemon_path();
-	char	   *host = shim_socket_host();
+	MemoryContext old_context;
+	const char *path;
+	char	   *host;
 	const char *role;
 	const char *dbname;
 	char		port[16];
@@ -266,6 +271,14 @@ shim_spawn_daemon(void)
 	int			lifeline[2];
 	pid_t		pid;
 
+	/*
+	 * Restarts may go on for the life of the server; keep each launch's
+	 * strings in a context of their own so they do not pile up.
+	 */
+	MemoryContextReset(shim_spawn_context);
+	old_context = MemoryContextSwitchTo(shim_spawn_context);
+	path = shim_daemon_path();
+	host = shim_socket_host();
 	role = (pgd_worker_role != NULL && pgd_worker_role[0] != '\0')
 		? pgd_worker_role : shim_bootstrap_role;
 	dbname = (pgd_database != NULL && pgd_database[0] != '\0') ? pgd_database : "postgres";
@@ -278,6 +291,7 @@ shim_spawn_daemon(void)
 				 errmsg("pg_durable shim: cannot execute daemon binary \"%s\": %m", path),
 				 errhint("Install pg_durable_daemon or set pg_durable.daemon_path.")));
 		shim_schedule_restart();
+		MemoryContextSwitchTo(old_context);
 		return;
 	}
 
@@ -302,6 +316,7 @@ shim_spawn_daemon(void)
 				(errcode_for_file_access(),
 				 errmsg("pg_durable shim: could not create lifeline pipe: %m")));
 		shim_schedule_restart();
+		MemoryContextSwitchTo(old_context);
 		return;
 	}
 
@@ -319,6 +334,7 @@ shim_spawn_daemon(void)
 		ereport(WARNING,
 				(errmsg("pg_durable shim: could not fork daemon process: %m")));
 		shim_schedule_restart();
+		MemoryContextSwitchTo(old_context);
 		return;
 	}
 	if (pid == 0)
@@ -331,6 +347,7 @@ shim_spawn_daemon(void)
 	ereport(LOG,
 			(errmsg("pg_durable shim: started daemon \"%s\" (pid %d) for database \"%s\" as role \"%s\"",
 					path, (int) pid, dbname, role)));
+	MemoryContextSwitchTo(old_context);
 }
 
 /*
