@@ -145,11 +145,11 @@ private:
         }
         if (const Json *extras = optional_field(object, "extra_nodes")) {
             if (!extras->is_array()) fail(index, "extra_nodes must be a JSON array");
-            for (const Json &extra : *extras)
+            for (std::size_t i = 0; i < extras->size(); ++i) {
+                const Json &extra = (*extras)[i];
                 if (!extra.is_object()) fail(index, "extra_nodes entries must be Durofut JSON objects");
-            for (std::size_t i = 0; i < extras->size(); ++i)
-                node.extras.push_back(
-                    discover((*extras)[i], index, "extra_nodes[" + std::to_string(i) + "]", children));
+                node.extras.push_back(discover(extra, index, "extra_nodes[" + std::to_string(i) + "]", children));
+            }
         }
         node.query = read_string(object, "query", index);
         node.result_name = read_string(object, "result_name", index);
