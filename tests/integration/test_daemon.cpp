@@ -19,6 +19,10 @@ constexpr const char *kDetected = "pg_durable: extension detected, proceeding wi
 constexpr const char *kProcessing = "pg_durable: processing durable functions...";
 constexpr const char *kDropped = "pg_durable: extension dropped, stopping work";
 constexpr const char *kStandby = "pg_durable: standby, another daemon holds the orchestrator lock";
+// The orchestrator lock: pg_try_advisory_lock(0x70676475 /* "pgdu" */, 1), see daemon/store.cpp.
+constexpr const char *kOrchestratorLockHeld =
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND classid = 1885824117 AND objid = 1 AND objsubid = 2";
 
 // Fails the test with the daemon's log when the condition does not hold in time.
 #define REQUIRE_EVENTUALLY(condition, deadline, diagnostics)                                \
@@ -144,8 +148,7 @@ TEST_CASE("DROP EXTENSION stops work and releases the lock; CREATE EXTENSION res
     cluster.exec("CREATE EXTENSION pg_durable");
     DaemonProcess daemon(cluster);
     REQUIRE_EVENTUALLY(daemon.log_contains(kProcessing), 30s, daemon.log());
-    const auto lock_held =
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted";
+    const auto lock_held = kOrchestratorLockHeld;
     CHECK(cluster.query_value(lock_held) == std::optional<std::string>("1"));
 
     const auto before_drop = daemon.log().size();
@@ -188,7 +191,7 @@ TEST_CASE("max_duroxide_connections below 2 makes the daemon refuse to start", "
     CHECK(daemon.log_contains("pg_durable.max_duroxide_connections is 1"));
     CHECK(daemon.log_contains("refusing to start"));
     CHECK_FALSE(daemon.log_contains(kProcessing));
-    CHECK(cluster.query_value("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") ==
+    CHECK(cluster.query_value(kOrchestratorLockHeld) ==
           std::optional<std::string>("0"));
 }
 
@@ -295,6 +298,6 @@ TEST_CASE("the daemon drains and exits when its parent lifeline reaches EOF", "[
     REQUIRE(code);
     CHECK(*code == 0);
     CHECK(daemon.log_contains("the parent process (shim) is gone"));
-    CHECK(cluster.query_value("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") ==
+    CHECK(cluster.query_value(kOrchestratorLockHeld) ==
           std::optional<std::string>("0"));
 }
