@@ -1,0 +1,631 @@
+// df._run_step: the extension half of a SQL step (SPEC.md §10.2, DESIGN.md
+// §2.2-§2.4, docs/ARCHITECTURE.md "Engine: the extension side").
+//
+// The daemon calls this function on a connection authenticated as the
+// submitting role, as a prepared statement in autocommit mode. In that one
+// statement, and therefore in one transaction, it
+//
+//   1. refuses callers without the active daemon's secret,
+//   2. claims the activation row (instance, stamp, node) — a second call for an
+//      activation that already ended returns "duplicate" without running,
+//   3. runs the step's SQL through SPI as the caller, inside an internal
+//      subtransaction (the PL/pgSQL exception-block pattern), so a user error
+//      rolls back only the step's effects,
+//   4. converts the rows with PostgreSQL's own row_to_json,
+//   5. records the outcome on the activation and mirrors it onto df.nodes
+//      (and, with `finish`, completes the instance),
+//
+// and returns the outcome as JSON. The step's effects and its completion
+// record commit together or not at all: exactly once, one commit per step.
+// User SQL errors never raise out of this function; they are recorded and
+// returned, so the record commits. An error that does raise (a wrong secret,
+// a serialization failure at commit, a lost connection) committed nothing,
+// and calling again is safe.
+//
+// Wording: an *activation* is one run of a leaf node in one scope generation
+// (its execution_id stamp, SPEC §15.5); an *attempt* is one call for it.
+//
+// PG zone only: SPI, subtransactions, StringInfo; no C++ object with a
+// destructor lives in this file, so no ereport can skip one (DESIGN §2.11).
+extern "C" {
+#include "postgres.h"
+#include "fmgr.h"
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+}
+
+#include <cstring>
+
+#include "extension/spi_util.hpp"
+
+extern "C" {
+PG_FUNCTION_INFO_V1(df__run_step);
+Datum df__run_step(PG_FUNCTION_ARGS);
+}
+
+namespace {
+
+// How the step's own SQL ended.
+enum StepEnd {
+    STEP_COMPLETED,  // ran; effects kept
+    STEP_FAILED,     // raised; effects rolled back
+    STEP_CANCELLED,  // the instance was cancelled by someone else; effects rolled back
+};
+
+// The activation the daemon asked for (all palloc'd in the call's context).
+struct Activation {
+    const char *instance_id;
+    const char *stamp;
+    const char *node_id;
+    const char *query;
+    int64 execution;
+    int32 attempt;
+    bool has_finish;
+    Datum finish;  // jsonb
+};
+
+// What claiming the activation found.
+enum ClaimKind { CLAIM_RUN, CLAIM_DUPLICATE, CLAIM_NOT_RUNNING };
+
+struct Claim {
+    ClaimKind kind;
+    const char *status;  // duplicate: the activation's status; not running: the instance's (nullptr = gone)
+    char *result;  // duplicate: recorded result JSON or nullptr
+    char *error;   // duplicate: recorded error or nullptr
+};
+
+// The instance row as the bookkeeping sees it.
+struct InstanceState {
+    char *status;
+    char *error;
+    bool changed_by_us;  // last written by this transaction (e.g. the step cancelled itself)
+};
+
+struct StepResult {
+    StepEnd end;
+    char *result;        // STEP_COMPLETED: {"rows":[...],"row_count":N}
+    char *error;         // STEP_FAILED / STEP_CANCELLED: the recorded error text
+    char *instance_status;  // STEP_COMPLETED: instance status read under lock
+};
+
+constexpr const char *kTransactionControl = "transaction control statements are not allowed in a workflow step";
+
+SPIPlanPtr secret_plan = nullptr;
+SPIPlanPtr instance_plan = nullptr;
+SPIPlanPtr lock_activation_plan = nullptr;
+SPIPlanPtr insert_activation_plan = nullptr;
+SPIPlanPtr lock_instance_plan = nullptr;
+SPIPlanPtr to_running_plan = nullptr;
+SPIPlanPtr record_plan = nullptr;
+SPIPlanPtr finish_plan = nullptr;
+
+// ---- bookkeeping identity -------------------------------------------------
+
+// The bookkeeping runs as the table owner (a superuser). It must not resolve
+// operators, functions or types through a search_path the caller (or the
+// step's own SET) chose — a user schema placed before pg_catalog would
+// otherwise run user code with superuser rights — so it pins search_path
+// to pg_catalog for its duration.
+struct OwnerScope {
+    pgd::SavedUser saved;
+    int guc_nest;
+};
+
+OwnerScope enter_owner() {
+    OwnerScope scope;
+    scope.saved = pgd::become_table_owner();
+    scope.guc_nest = NewGUCNestLevel();
+    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+                            GUC_ACTION_SAVE, true, 0, false);
+    return scope;
+}
+
+void leave_owner(const OwnerScope &scope) {
+    AtEOXact_GUC(true, scope.guc_nest);  // GUC_ACTION_SAVE: restores the caller's search_path
+    pgd::restore_user(scope.saved);
+}
+
+char *copy_value(MemoryContext cxt, HeapTuple tuple, TupleDesc desc, int column) {
+    char *value = SPI_getvalue(tuple, desc, column);
+    return value == nullptr ? nullptr : MemoryContextStrdup(cxt, value);
+}
+
+// ---- 1. who may call --------------------------------------------------------
+
+// Compares in time independent of where the texts differ.
+bool secrets_equal(const char *a, size_t alen, const char *b, size_t blen) {
+    size_t n = alen > blen ? alen : blen;
+    unsigned int diff = alen == blen ? 0u : 1u;
+    for (size_t i = 0; i < n; ++i) {
+        unsigned char x = i < alen ? static_cast<unsigned char>(a[i]) : 0;
+        unsigned char y = i < blen ? static_cast<unsigned char>(b[i]) : 0;
+        diff |= static_cast<unsigned int>(x ^ y);
+    }
+    return diff == 0 && n > 0;
+}
+
+// Raises 42501 unless `given` is the active daemon's secret. Runs as owner.
+void check_secret(text *given) {
+    SPIPlanPtr plan = pgd::keep_plan(&secret_plan, "SELECT secret FROM df._daemon_secret WHERE singleton", 0, nullptr);
+    pgd::expect_spi(SPI_execute_plan(plan, nullptr, nullptr, true, 1), SPI_OK_SELECT, "read of df._daemon_secret");
+    bool ok = false;
+    if (SPI_processed == 1) {
+        bool isnull = false;
+        Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+        if (!isnull) {
+            text *stored = DatumGetTextPP(d);
+            ok = secrets_equal(VARDATA_ANY(stored), VARSIZE_ANY_EXHDR(stored), VARDATA_ANY(given),
+                               VARSIZE_ANY_EXHDR(given));
+        }
+    }
+    SPI_freetuptable(SPI_tuptable);
+    if (!ok)
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("df._run_step may only be called by the pg_durable daemon")));
+}
+
+// ---- 2. claim the activation --------------------------------------------------
+
+bool is_live_instance(const char *status) {
+    return status != nullptr && (strcmp(status, "pending") == 0 || strcmp(status, "running") == 0);
+}
+
+bool is_terminal(const char *status) {
+    return strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0;
+}
+
+// Reads the instance's status (nullptr when it does not exist) and checks that
+// the step runs as its submitter: session and role are the daemon's choice,
+// and a mix-up must never run one role's SQL as another.
+char *read_instance(MemoryContext cxt, const Activation &act, Oid caller) {
+    Oid types[1] = {TEXTOID};
+    SPIPlanPtr plan = pgd::keep_plan(&instance_plan,
+                                     "SELECT status, submitted_by FROM df.instances WHERE id = $1", 1, types);
+    Datum values[1] = {CStringGetTextDatum(act.instance_id)};
+    pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, true, 1), SPI_OK_SELECT, "read of df.instances");
+    if (SPI_processed == 0) return nullptr;
+    HeapTuple tuple = SPI_tuptable->vals[0];
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    char *status = copy_value(cxt, tuple, desc, 1);
+    bool isnull = false;
+    Oid submitted_by = DatumGetObjectId(SPI_getbinval(tuple, desc, 2, &isnull));
+    SPI_freetuptable(SPI_tuptable);
+    if (submitted_by != caller) {
+        const char *owner = GetUserNameFromId(submitted_by, true);
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("df._run_step: instance %s runs as role \"%s\", not as \"%s\"", act.instance_id,
+                               owner ? owner : "?", GetUserNameFromId(caller, false))));
+    }
+    return status;
+}
+
+// Inserts the activation as running, or finds and locks the existing row. A
+// concurrent call for the same activation waits on the row until the first
+// commits, then sees it ended: the SQL never runs twice. Runs as owner.
+Claim claim_activation(MemoryContext cxt, const Activation &act, const char *instance_status) {
+    Oid lock_types[3] = {TEXTOID, TEXTOID, TEXTOID};
+    SPIPlanPtr lock = pgd::keep_plan(&lock_activation_plan,
+                                     "SELECT status, result, error FROM df._activations "
+                                     "WHERE instance_id = $1 AND stamp = $2 AND node_id = $3 FOR UPDATE",
+                                     3, lock_types);
+    Oid insert_types[5] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT4OID};
+    SPIPlanPtr insert = pgd::keep_plan(&insert_activation_plan,
+                                       "INSERT INTO df._activations "
+                                       "(instance_id, stamp, node_id, execution, status, attempts, started_at) "
+                                       "VALUES ($1, $2, $3, $4, 'running', $5, now()) "
+                                       "ON CONFLICT (instance_id, stamp, node_id) DO NOTHING",
+                                       5, insert_types);
+    Datum key[3] = {CStringGetTextDatum(act.instance_id), CStringGetTextDatum(act.stamp),
+                    CStringGetTextDatum(act.node_id)};
+    Claim claim = {CLAIM_RUN, nullptr, nullptr, nullptr};
+
+    // Two rounds: the second only after losing an insert race to a call that
+    // has committed since (READ COMMITTED: each statement sees new commits).
+    for (int round = 0; round < 2; ++round) {
+        pgd::expect_spi(SPI_execute_plan(lock, key, nullptr, false, 1), SPI_OK_SELECT, "lock of df._activations");
+        if (SPI_processed == 1) {
+            HeapTuple tuple = SPI_tuptable->vals[0];
+            TupleDesc desc = SPI_tuptable->tupdesc;
+            char *status = copy_value(cxt, tuple, desc, 1);
+            if (is_terminal(status)) {
+                claim.kind = CLAIM_DUPLICATE;
+                claim.status = status;
+                claim.result = copy_value(cxt, tuple, desc, 2);
+                claim.error = copy_value(cxt, tuple, desc, 3);
+            } else if (!is_live_instance(instance_status)) {
+                claim.kind = CLAIM_NOT_RUNNING;
+                claim.status = instance_status;
+            }
+            SPI_freetuptable(SPI_tuptable);
+            return claim;  // CLAIM_RUN: pending or running row, now locked by us
+        }
+        SPI_freetuptable(SPI_tuptable);
+        if (!is_live_instance(instance_status)) {
+            claim.kind = CLAIM_NOT_RUNNING;
+            claim.status = instance_status;
+            return claim;
+        }
+        Datum values[5] = {key[0], key[1], key[2], Int64GetDatum(act.execution), Int32GetDatum(act.attempt)};
+        pgd::expect_spi(SPI_execute_plan(insert, values, nullptr, false, 0), SPI_OK_INSERT,
+                        "insert into df._activations");
+        if (SPI_processed == 1) return claim;
+    }
+    elog(ERROR, "could not claim activation %s/%s/%s", act.instance_id, act.stamp, act.node_id);
+}
+
+// Locks the instance row for the bookkeeping. Every writer of an instance's
+// state (this function, df.cancel, the daemon) locks this row first, so they
+// serialize without deadlocks; the lock is held only for the bookkeeping,
+// never while the step's SQL runs, so df.cancel never waits for a step.
+InstanceState lock_instance(MemoryContext cxt, const char *instance_id) {
+    Oid types[1] = {TEXTOID};
+    SPIPlanPtr plan = pgd::keep_plan(&lock_instance_plan,
+                                     "SELECT status, error, xmin FROM df.instances WHERE id = $1 FOR NO KEY UPDATE",
+                                     1, types);
+    Datum values[1] = {CStringGetTextDatum(instance_id)};
+    pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, false, 1), SPI_OK_SELECT, "lock of df.instances");
+    InstanceState state = {nullptr, nullptr, false};
+    if (SPI_processed == 1) {
+        HeapTuple tuple = SPI_tuptable->vals[0];
+        TupleDesc desc = SPI_tuptable->tupdesc;
+        state.status = copy_value(cxt, tuple, desc, 1);
+        state.error = copy_value(cxt, tuple, desc, 2);
+        bool isnull = false;
+        TransactionId xmin = DatumGetTransactionId(SPI_getbinval(tuple, desc, 3, &isnull));
+        state.changed_by_us = !isnull && TransactionIdIsCurrentTransactionId(xmin);
+    }
+    SPI_freetuptable(SPI_tuptable);
+    return state;
+}
+
+// ---- 3./4. run the step --------------------------------------------------------
+
+// Runs the step's text as the caller. Raises on any error, including
+// transaction control, which PostgreSQL refuses inside a function.
+void execute_user_sql(const char *query) {
+    int rc = SPI_execute(query, false, 0);
+    if (rc == SPI_ERROR_TRANSACTION)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION), errmsg("%s", kTransactionControl)));
+    if (rc == SPI_ERROR_COPY)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("COPY to or from the client is not allowed in a workflow step")));
+    if (rc < 0) elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
+}
+
+// Checks constraints the step deferred (SET CONSTRAINTS ... DEFERRED or
+// INITIALLY DEFERRED) now, as SET CONSTRAINTS ALL IMMEDIATE does, so that a
+// violation fails the step here instead of failing the COMMIT after this
+// function has already reported success.
+void check_deferred_constraints() {
+    ConstraintsSetStmt *stmt = makeNode(ConstraintsSetStmt);
+    stmt->constraints = NIL;
+    stmt->deferred = false;
+    AfterTriggerSetState(stmt);
+}
+
+// Builds {"rows":[...],"row_count":N} from the last statement's tuples, each
+// row exactly as row_to_json gives it (every type through PostgreSQL's own
+// to_json conversion, column order and duplicate names kept). Runs as the
+// caller with the step's settings in force (TimeZone, user casts to json).
+char *rows_to_json(MemoryContext cxt, SPITupleTable *table) {
+    uint64 count = table != nullptr ? table->numvals : 0;
+
+    MemoryContext old = MemoryContextSwitchTo(cxt);
+    StringInfoData buf;
+    initStringInfo(&buf);
+    MemoryContextSwitchTo(old);
+    appendStringInfoString(&buf, "{\"rows\":[");
+    if (count > 0) {
+        TupleDesc desc = BlessTupleDesc(table->tupdesc);  // a record type row_to_json can look up
+        MemoryContext rowcxt = AllocSetContextCreate(cxt, "pg_durable step row", ALLOCSET_DEFAULT_SIZES);
+        for (uint64 i = 0; i < count; ++i) {
+            old = MemoryContextSwitchTo(rowcxt);
+            Datum row = heap_copy_tuple_as_datum(table->vals[i], desc);  // also detoasts
+            text *json = DatumGetTextPP(DirectFunctionCall1(row_to_json, row));
+            MemoryContextSwitchTo(old);
+            if (i > 0) appendStringInfoChar(&buf, ',');
+            appendBinaryStringInfo(&buf, VARDATA_ANY(json), static_cast<int>(VARSIZE_ANY_EXHDR(json)));
+            MemoryContextReset(rowcxt);
+            CHECK_FOR_INTERRUPTS();
+        }
+        MemoryContextDelete(rowcxt);
+    }
+    appendStringInfo(&buf, "],\"row_count\":" UINT64_FORMAT "}", count);
+    if (table != nullptr) SPI_freetuptable(table);
+    return buf.data;
+}
+
+// Session state a step may leave behind that the settings rollback does not
+// cover (DESIGN §2.4): its temporary objects and its session-level advisory
+// locks. Prepared statements, LISTEN and WITH HOLD cursors are left to the
+// daemon, which owns the connection.
+void reset_session_state() {
+    ResetTempTableNamespace();            // DISCARD TEMP
+    LockReleaseSession(USER_LOCKMETHOD);  // pg_advisory_unlock_all()
+}
+
+char *failure_text(MemoryContext cxt, const ErrorData *edata) {
+    // COMMIT/ROLLBACK inside a procedure or DO block in a step: the same rule.
+    const char *message = edata->sqlerrcode == ERRCODE_INVALID_TRANSACTION_TERMINATION ? kTransactionControl
+                                                                                        : edata->message;
+    return MemoryContextStrdup(cxt, psprintf("SQL execution failed: %s", message ? message : ""));
+}
+
+char *cancelled_text(MemoryContext cxt, const char *reason) {
+    return MemoryContextStrdup(cxt, psprintf("Cancelled: %s", reason ? reason : ""));
+}
+
+// Runs the step in an internal subtransaction and fills `out`. The caller's
+// memory context and resource owner are restored on every path, as PL/pgSQL
+// does for an exception block. Errors in the step's SQL are caught and
+// described in `out`; errors in our own bookkeeping are re-thrown.
+void run_step_sql(MemoryContext cxt, const Activation &act, StepResult *out) {
+    MemoryContext oldcontext = CurrentMemoryContext;
+    ResourceOwner oldowner = CurrentResourceOwner;
+    volatile bool in_bookkeeping = false;
+
+    BeginInternalSubTransaction(nullptr);
+    MemoryContextSwitchTo(oldcontext);
+
+    PG_TRY();
+    {
+        // Every setting the step changes — SET, SET LOCAL, set_config(),
+        // SET ROLE — is reverted below, before the bookkeeping and before this
+        // function returns, even on success. (A function's SET clause alone
+        // restores only the settings it names; a plain SET inside would
+        // otherwise outlive the call and leak into the next step.)
+        int step_gucs = NewGUCNestLevel();
+        execute_user_sql(act.query);
+        SPITupleTable *tuples = SPI_tuptable;  // the last statement's rows
+        check_deferred_constraints();
+        char *result = rows_to_json(cxt, tuples);
+        reset_session_state();
+        AtEOXact_GUC(false, step_gucs);
+
+        in_bookkeeping = true;
+        OwnerScope owner = enter_owner();
+        InstanceState instance = lock_instance(cxt, act.instance_id);
+        leave_owner(owner);
+
+        // Cancelled by someone else while the step ran: its effects roll back
+        // (SPEC §13). A step that cancelled its own instance keeps its effects,
+        // which include that cancellation.
+        if (instance.status != nullptr && strcmp(instance.status, "cancelled") == 0 && !instance.changed_by_us) {
+            out->end = STEP_CANCELLED;
+            out->error = cancelled_text(cxt, instance.error);
+            RollbackAndReleaseCurrentSubTransaction();
+        } else {
+            out->end = STEP_COMPLETED;
+            out->result = result;
+            out->instance_status = instance.status;
+            ReleaseCurrentSubTransaction();
+        }
+        MemoryContextSwitchTo(oldcontext);
+        CurrentResourceOwner = oldowner;
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(oldcontext);
+        ErrorData *edata = CopyErrorData();
+        FlushErrorState();
+
+        // Undoes the step's effects, settings, user id and locks (SPI frees
+        // what it allocated inside the subtransaction).
+        RollbackAndReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(oldcontext);
+        CurrentResourceOwner = oldowner;
+        LockReleaseSession(USER_LOCKMETHOD);  // session advisory locks survive a rollback
+
+        if (in_bookkeeping) ReThrowError(edata);
+        out->end = STEP_FAILED;
+        out->error = failure_text(cxt, edata);
+        FreeErrorData(edata);
+    }
+    PG_END_TRY();
+}
+
+// ---- 5. record -------------------------------------------------------------------
+
+void set_running_if_pending(const char *instance_id) {
+    Oid types[1] = {TEXTOID};
+    SPIPlanPtr plan = pgd::keep_plan(&to_running_plan,
+                                     "UPDATE df.instances SET status = 'running', updated_at = clock_timestamp() "
+                                     "WHERE id = $1 AND status = 'pending'",
+                                     1, types);
+    Datum values[1] = {CStringGetTextDatum(instance_id)};
+    pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, false, 0), SPI_OK_UPDATE, "update of df.instances");
+}
+
+// Writes the activation's outcome and mirrors it onto the node's df.nodes row
+// (only while the activation belongs to the instance's current execution).
+void record(const Activation &act, const char *status, const char *result, const char *error) {
+    Oid types[10] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID, JSONOID};
+    SPIPlanPtr plan = pgd::keep_plan(&record_plan,
+        "WITH a AS ("
+        "  UPDATE df._activations"
+        "     SET status = $4, result = $5, error = $6, executed_query = $7, attempts = $8, execution = $9,"
+        "         started_at = COALESCE(started_at, now()), completed_at = clock_timestamp(),"
+        "         updated_at = clock_timestamp()"
+        "   WHERE instance_id = $1 AND stamp = $2 AND node_id = $3"
+        "  RETURNING started_at, completed_at)"
+        " UPDATE df.nodes n"
+        "    SET status = $4, result = $10, error = $6, executed_query = $7, attempts = $8,"
+        "        started_at = a.started_at, completed_at = a.completed_at,"
+        "        status_details = jsonb_build_object('execution_id', $2), updated_at = a.completed_at"
+        "   FROM a"
+        "  WHERE n.instance_id = $1 AND n.id = $3"
+        "    AND EXISTS (SELECT 1 FROM df.instances i WHERE i.id = $1 AND i.execution_count = $9)",
+        10, types);
+    // json's representation is its text, so the result goes in as is, unparsed.
+    Datum result_datum = result ? CStringGetTextDatum(result) : (Datum)0;
+    Datum values[10] = {CStringGetTextDatum(act.instance_id), CStringGetTextDatum(act.stamp),
+                        CStringGetTextDatum(act.node_id), CStringGetTextDatum(status), result_datum,
+                        error ? CStringGetTextDatum(error) : (Datum)0, CStringGetTextDatum(act.query),
+                        Int32GetDatum(act.attempt), Int64GetDatum(act.execution), result_datum};
+    char nulls[11] = "          ";
+    if (result == nullptr) nulls[4] = nulls[9] = 'n';
+    if (error == nullptr) nulls[5] = 'n';
+    pgd::expect_spi(SPI_execute_plan(plan, values, nulls, false, 0), SPI_OK_UPDATE, "record of the activation");
+}
+
+// Applies `finish` after a successful step: {"instance":"completed",
+// "root_node_ids":[...]} completes the instance, marks the listed ancestors
+// completed with the step's result (the root result lives in the root's
+// df.nodes row) and drops its unconsumed signals (SPEC §13). A no-op when
+// the instance is no longer pending or running. Unknown keys are ignored.
+void apply_finish(const Activation &act, const char *result) {
+    Oid types[4] = {TEXTOID, JSONBOID, JSONOID, TEXTOID};
+    SPIPlanPtr plan = pgd::keep_plan(&finish_plan,
+        "WITH fin AS ("
+        "  UPDATE df.instances"
+        "     SET status = 'completed', completed_at = clock_timestamp(), updated_at = clock_timestamp()"
+        "   WHERE id = $1 AND status IN ('pending', 'running') AND $2 ->> 'instance' = 'completed'"
+        "  RETURNING id),"
+        " roots AS ("
+        "  UPDATE df.nodes n"
+        "     SET status = 'completed', result = $3, error = NULL,"
+        "         started_at = COALESCE(n.started_at, now()), completed_at = clock_timestamp(),"
+        "         status_details = COALESCE(n.status_details, jsonb_build_object('execution_id', $4)),"
+        "         updated_at = clock_timestamp()"
+        "    FROM fin"
+        "   WHERE n.instance_id = fin.id"
+        "     AND n.id IN (SELECT jsonb_array_elements_text(COALESCE($2 -> 'root_node_ids', '[]'::jsonb)))"
+        "  RETURNING 1),"
+        " sig AS (DELETE FROM df._signals s USING fin WHERE s.instance_id = fin.id RETURNING 1)"
+        " SELECT (SELECT count(*) FROM fin), (SELECT count(*) FROM roots), (SELECT count(*) FROM sig)",
+        4, types);
+    Datum values[4] = {CStringGetTextDatum(act.instance_id), act.finish, CStringGetTextDatum(result),
+                       CStringGetTextDatum(act.stamp)};
+    pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, false, 0), SPI_OK_SELECT, "finish of the instance");
+    SPI_freetuptable(SPI_tuptable);
+}
+
+// ---- outcome JSON ------------------------------------------------------------------
+
+void append_json_string_or_null(StringInfo buf, const char *value) {
+    if (value == nullptr)
+        appendStringInfoString(buf, "null");
+    else
+        escape_json(buf, value);
+}
+
+void append_raw_json_or_null(StringInfo buf, const char *value) {
+    appendStringInfoString(buf, value == nullptr ? "null" : value);
+}
+
+const char *required_arg(FunctionCallInfo fcinfo, int n, const char *name) {
+    if (PG_ARGISNULL(n))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("df._run_step: %s cannot be NULL", name)));
+    return text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+}  // namespace
+
+// df._run_step(secret text, instance_id text, stamp text, node_id text,
+//              execution bigint, query text, attempt int, finish jsonb) RETURNS text
+//
+// Outcomes (compact JSON):
+//   {"outcome":"completed","result":{"rows":[...],"row_count":N}}
+//   {"outcome":"failed","error":"SQL execution failed: ..."}
+//   {"outcome":"cancelled","error":"Cancelled: <reason>"}
+//   {"outcome":"duplicate","status":"<s>","result":<json|null>,"error":<text|null>}
+//   {"outcome":"instance_not_running","status":"<s>"|null}
+Datum df__run_step(PG_FUNCTION_ARGS) {
+    if (PG_ARGISNULL(0))
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("df._run_step may only be called by the pg_durable daemon")));
+    text *secret = PG_GETARG_TEXT_PP(0);
+    Activation act;
+    act.instance_id = required_arg(fcinfo, 1, "instance_id");
+    act.stamp = required_arg(fcinfo, 2, "stamp");
+    act.node_id = required_arg(fcinfo, 3, "node_id");
+    if (PG_ARGISNULL(4) || PG_ARGISNULL(6))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                        errmsg("df._run_step: execution and attempt cannot be NULL")));
+    act.execution = PG_GETARG_INT64(4);
+    act.query = required_arg(fcinfo, 5, "query");
+    act.attempt = PG_GETARG_INT32(6);
+    act.has_finish = !PG_ARGISNULL(7);
+    act.finish = act.has_finish ? PG_GETARG_DATUM(7) : (Datum)0;
+
+    MemoryContext cxt = CurrentMemoryContext;  // survives SPI_finish and the subtransaction
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+
+    // 1. and 2., as table owner.
+    OwnerScope owner = enter_owner();
+    check_secret(secret);
+    char *instance_status = read_instance(cxt, act, owner.saved.user);
+    Claim claim = claim_activation(cxt, act, instance_status);
+    leave_owner(owner);
+
+    StringInfoData out;
+    MemoryContext old = MemoryContextSwitchTo(cxt);
+    initStringInfo(&out);
+    MemoryContextSwitchTo(old);
+
+    if (claim.kind == CLAIM_DUPLICATE) {
+        appendStringInfoString(&out, "{\"outcome\":\"duplicate\",\"status\":");
+        escape_json(&out, claim.status);
+        appendStringInfoString(&out, ",\"result\":");
+        append_raw_json_or_null(&out, claim.result);
+        appendStringInfoString(&out, ",\"error\":");
+        append_json_string_or_null(&out, claim.error);
+        appendStringInfoChar(&out, '}');
+    } else if (claim.kind == CLAIM_NOT_RUNNING) {
+        appendStringInfoString(&out, "{\"outcome\":\"instance_not_running\",\"status\":");
+        append_json_string_or_null(&out, claim.status);
+        appendStringInfoChar(&out, '}');
+    } else {
+        // 3. and 4., as the caller.
+        StepResult step = {STEP_FAILED, nullptr, nullptr, nullptr};
+        run_step_sql(cxt, act, &step);
+
+        // 5., as table owner, in the same transaction.
+        owner = enter_owner();
+        if (step.end == STEP_FAILED) {
+            InstanceState instance = lock_instance(cxt, act.instance_id);
+            if (instance.status != nullptr && strcmp(instance.status, "cancelled") == 0) {
+                // Interrupted by df.cancel (57014), or failed after it: cancelled.
+                step.end = STEP_CANCELLED;
+                step.error = cancelled_text(cxt, instance.error);
+            } else if (instance.status != nullptr && strcmp(instance.status, "pending") == 0) {
+                set_running_if_pending(act.instance_id);
+            }
+        } else if (step.end == STEP_COMPLETED && step.instance_status != nullptr &&
+                   strcmp(step.instance_status, "pending") == 0) {
+            set_running_if_pending(act.instance_id);
+        }
+
+        if (step.end == STEP_COMPLETED) {
+            record(act, "completed", step.result, nullptr);
+            if (act.has_finish) apply_finish(act, step.result);
+            appendStringInfoString(&out, "{\"outcome\":\"completed\",\"result\":");
+            appendStringInfoString(&out, step.result);
+        } else {
+            const char *status = step.end == STEP_CANCELLED ? "cancelled" : "failed";
+            record(act, status, nullptr, step.error);
+            appendStringInfo(&out, "{\"outcome\":\"%s\",\"error\":", status);
+            escape_json(&out, step.error);
+        }
+        appendStringInfoChar(&out, '}');
+        leave_owner(owner);
+    }
+
+    SPI_finish();
+    PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+}

@@ -1,0 +1,80 @@
+-- The execution engine's state and the extension half of its protocol
+-- (SPEC §10, §13, §15.1, §17; docs/ARCHITECTURE.md "Engine: the extension side").
+-- API: Private — every table here is internal, extension-owned and granted to
+-- no one, so no row security is needed; the daemon (a superuser) and the df
+-- functions (as table owner, after their own checks) are the only writers.
+
+-- The active daemon's secret. The daemon writes a fresh random secret when it
+-- takes the orchestrator lock; a standby that takes over rotates it, which
+-- fences a dead daemon's in-flight steps (df._run_step refuses the old one).
+CREATE TABLE df._daemon_secret (
+    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    secret     text NOT NULL,
+    epoch_id   uuid,
+    updated_at timestamptz DEFAULT now()
+);
+
+-- One row per activation of a leaf node: (instance, execution_id stamp
+-- '<scope>::<generation>' of SPEC §15.5, node). A SQL step's row is written by
+-- df._run_step in the step's own transaction; timers and signal waits are
+-- written by the daemon, with wake_at as their durable due time.
+CREATE TABLE df._activations (
+    instance_id    varchar(8) NOT NULL REFERENCES df.instances (id) ON DELETE CASCADE,
+    stamp          text NOT NULL,
+    node_id        varchar(8) NOT NULL,
+    execution      bigint NOT NULL,
+    status         text NOT NULL
+        CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled')),
+    result         text,          -- JSON text exactly as produced (column order kept)
+    error          text,
+    executed_query text,
+    attempts       int NOT NULL DEFAULT 0,
+    started_at     timestamptz,
+    completed_at   timestamptz,
+    wake_at        timestamptz,   -- due time of SLEEP / WAIT_SCHEDULE / SIGNAL timeout / loop pacing
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (instance_id, stamp, node_id)
+);
+-- The daemon re-arms its timers from this after attach, reload or a lost LISTEN.
+CREATE INDEX _activations_wake_idx ON df._activations (wake_at)
+    WHERE status = 'running' AND wake_at IS NOT NULL;
+
+-- Signals queued FIFO per (instance, name) (SPEC §13). The daemon consumes one
+-- by deleting its row in the transaction that completes the SIGNAL activation.
+CREATE TABLE df._signals (
+    seq         bigserial PRIMARY KEY,
+    instance_id varchar(8) NOT NULL REFERENCES df.instances (id) ON DELETE CASCADE,
+    signal_name text NOT NULL,
+    payload     text NOT NULL,    -- JSON text
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX _signals_fifo_idx ON df._signals (instance_id, signal_name, seq);
+
+-- Runs one SQL step for the daemon, on a connection authenticated as the
+-- submitting role, and records its completion in the same transaction
+-- (exactly-once, one commit per step; DESIGN §2.2, §2.3). Returns an outcome
+-- JSON object: completed / failed / cancelled / duplicate / instance_not_running.
+-- The SET clause marks the step's SQL as running inside a workflow; PostgreSQL
+-- restores it when the function exits. Every other setting the step changes
+-- (SET, SET LOCAL, set_config, SET ROLE) is reverted by the function itself
+-- before it returns, so nothing leaks into the next step on that connection.
+-- Callable by anyone with USAGE on df, but it refuses every caller that does
+-- not present the active daemon's secret.
+CREATE FUNCTION df._run_step(secret text, instance_id text, stamp text, node_id text,
+                             execution bigint, query text, attempt int, finish jsonb)
+    RETURNS text
+    LANGUAGE C VOLATILE
+    SET df.in_workflow = 'true'
+    AS 'MODULE_PATHNAME', 'df__run_step';
+
+CREATE FUNCTION df.signal(instance_id text, signal_name text, signal_data text DEFAULT '{}')
+    RETURNS text
+    LANGUAGE C VOLATILE STRICT AS 'MODULE_PATHNAME', 'df_signal';
+
+CREATE FUNCTION df.cancel(instance_id text, reason text DEFAULT 'Cancelled by user')
+    RETURNS text
+    LANGUAGE C VOLATILE STRICT AS 'MODULE_PATHNAME', 'df_cancel';
+
+CREATE FUNCTION df.await_instance(instance_id text, timeout_seconds int DEFAULT 30)
+    RETURNS text
+    LANGUAGE C VOLATILE STRICT AS 'MODULE_PATHNAME', 'df_await_instance';
