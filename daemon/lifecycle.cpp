@@ -28,7 +28,7 @@ const char *to_string(Phase phase) {
     return "unknown";
 }
 
-Lifecycle::Lifecycle(boost::asio::io_context &io, OrchestratorLink &link, WorkHandler &work,
+Lifecycle::Lifecycle(boost::asio::io_context &io, OrchestratorConnection &link, WorkHandler &work,
                      LifecycleTiming timing, std::function<void(int)> on_finished,
                      std::function<void(int)> on_deadline)
     : io_(io), link_(link), work_(work), timing_(timing), on_finished_(std::move(on_finished)),

@@ -55,7 +55,7 @@ class Lifecycle {
 public:
     // on_finished(exit_code) runs once the stop completed; on_deadline(exit_code)
     // when a stop did not complete in time (the caller exits at once).
-    Lifecycle(boost::asio::io_context &io, OrchestratorLink &link, WorkHandler &work,
+    Lifecycle(boost::asio::io_context &io, OrchestratorConnection &link, WorkHandler &work,
               LifecycleTiming timing, std::function<void(int)> on_finished,
               std::function<void(int)> on_deadline);
 
@@ -90,7 +90,7 @@ private:
     bool stale(Generation gen) const { return stopping_ || gen != generation_; }
 
     boost::asio::io_context &io_;
-    OrchestratorLink &link_;
+    OrchestratorConnection &link_;
     WorkHandler &work_;
     const LifecycleTiming timing_;
     std::function<void(int)> on_finished_;

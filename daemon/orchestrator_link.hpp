@@ -53,33 +53,53 @@ struct Attached {
 
 struct Nothing {};
 
-class OrchestratorLink {
+// What the lifecycle needs from the orchestrator session. Every call returns
+// at once; `done` runs later on the io thread. OrchestratorLink is the real
+// one; unit tests drive the lifecycle with a scripted fake.
+class OrchestratorConnection {
 public:
     template <class T>
     using Callback = std::function<void(LinkResult<T>)>;
 
+    virtual ~OrchestratorConnection() = default;
+
+    // Opens a fresh session, closing any previous one first.
+    virtual void connect(Callback<Connected> done) = 0;
+    virtual void show_settings(std::vector<std::string> names,
+                               Callback<std::map<std::string, std::optional<std::string>>> done) = 0;
+    virtual void probe(Callback<store::ServerState> done) = 0;
+    virtual void try_lock(Callback<bool> done) = 0;
+    // LISTEN df_wakeup, then replace the worker epoch.
+    virtual void attach(Callback<Attached> done) = 0;
+    virtual void heartbeat(std::string epoch_id, std::int64_t extension_oid,
+                           Callback<store::HeartbeatResult> done) = 0;
+    // Payloads of the df_wakeup notifications received so far.
+    virtual void drain_wakeups(Callback<std::vector<std::string>> done) = 0;
+    // UNLISTEN and release the orchestrator lock; the session stays open.
+    virtual void detach(Callback<Nothing> done) = 0;
+    // detach() where possible, then close the session. Never fails.
+    virtual void shutdown(Callback<Nothing> done) = 0;
+};
+
+class OrchestratorLink final : public OrchestratorConnection {
+public:
     OrchestratorLink(boost::asio::io_context &io, std::string conninfo);
     // Closes the session on the worker thread and joins it.
-    ~OrchestratorLink();
+    ~OrchestratorLink() override;
     OrchestratorLink(const OrchestratorLink &) = delete;
     OrchestratorLink &operator=(const OrchestratorLink &) = delete;
 
-    // Opens a fresh session, closing any previous one first.
-    void connect(Callback<Connected> done);
+    void connect(Callback<Connected> done) override;
     void show_settings(std::vector<std::string> names,
-                       Callback<std::map<std::string, std::optional<std::string>>> done);
-    void probe(Callback<store::ServerState> done);
-    void try_lock(Callback<bool> done);
-    // LISTEN df_wakeup, then replace the worker epoch.
-    void attach(Callback<Attached> done);
+                       Callback<std::map<std::string, std::optional<std::string>>> done) override;
+    void probe(Callback<store::ServerState> done) override;
+    void try_lock(Callback<bool> done) override;
+    void attach(Callback<Attached> done) override;
     void heartbeat(std::string epoch_id, std::int64_t extension_oid,
-                   Callback<store::HeartbeatResult> done);
-    // Payloads of the df_wakeup notifications received so far.
-    void drain_wakeups(Callback<std::vector<std::string>> done);
-    // UNLISTEN and release the orchestrator lock; the session stays open.
-    void detach(Callback<Nothing> done);
-    // detach() where possible, then close the session. Never fails.
-    void shutdown(Callback<Nothing> done);
+                   Callback<store::HeartbeatResult> done) override;
+    void drain_wakeups(Callback<std::vector<std::string>> done) override;
+    void detach(Callback<Nothing> done) override;
+    void shutdown(Callback<Nothing> done) override;
 
 private:
     struct Session;

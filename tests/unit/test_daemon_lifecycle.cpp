@@ -1,0 +1,323 @@
+// The attach lifecycle against a scripted fake orchestrator connection: no
+// database, real Asio loop with millisecond timings.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <catch2/catch.hpp>
+
+#include "daemon/lifecycle.hpp"
+#include "daemon/logging.hpp"
+
+using namespace pgd::daemon;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A pretend server: the test flips its state, the fake answers accordingly
+// and asynchronously (posted to the io_context, like the real link).
+class FakeServer final : public OrchestratorConnection {
+public:
+    explicit FakeServer(boost::asio::io_context &io) : io_(io) {
+        REQUIRE(::pipe2(wake_pipe_, O_CLOEXEC | O_NONBLOCK) == 0);
+    }
+    ~FakeServer() override {
+        ::close(wake_pipe_[0]);
+        ::close(wake_pipe_[1]);
+    }
+
+    // --- script ---
+    bool reachable = true;
+    bool extension = false;
+    std::int64_t extension_oid = 100;
+    bool lock_held_elsewhere = false;
+    std::string max_duroxide = "10";
+    bool drop_on_heartbeat = false;
+    std::vector<std::string> notifications;
+
+    // Makes the LISTEN socket readable, as a NOTIFY would.
+    void notify(const std::string &payload) {
+        notifications.push_back(payload);
+        REQUIRE(::write(wake_pipe_[1], "x", 1) == 1);
+    }
+
+    // --- observations ---
+    int connects = 0, attaches = 0, heartbeats = 0, drains = 0, detaches = 0, shutdowns = 0;
+    bool connected = false;
+    bool holds_lock = false;
+
+    void connect(Callback<Connected> done) override {
+        ++connects;
+        if (!reachable) return fail(std::move(done), "connection refused");
+        connected = true;
+        Connected info;
+        info.backend_pid = 4242;
+        info.dbname = "postgres";
+        info.user = "postgres";
+        info.superuser = true;
+        reply(std::move(done), info);
+    }
+    void show_settings(std::vector<std::string> names,
+                       Callback<std::map<std::string, std::optional<std::string>>> done) override {
+        if (!connected) return fail(std::move(done), "no connection");
+        std::map<std::string, std::optional<std::string>> shown;
+        for (const auto &name : names) shown[name] = std::nullopt;  // defaults
+        shown["pg_durable.database"] = "postgres";
+        shown["pg_durable.max_duroxide_connections"] = max_duroxide;
+        reply(std::move(done), shown);
+    }
+    void probe(Callback<store::ServerState> done) override {
+        if (!connected) return fail(std::move(done), "no connection");
+        store::ServerState state;
+        if (extension) state.extension_oid = extension_oid;
+        reply(std::move(done), state);
+    }
+    void try_lock(Callback<bool> done) override {
+        if (!connected) return fail(std::move(done), "no connection");
+        if (!lock_held_elsewhere) holds_lock = true;
+        reply(std::move(done), holds_lock);
+    }
+    void attach(Callback<Attached> done) override {
+        if (!connected) return fail(std::move(done), "no connection");
+        ++attaches;
+        Attached attached;
+        attached.extension_gone = !extension;
+        attached.epoch_id = "epoch-" + std::to_string(attaches);
+        attached.socket_fd = wake_pipe_[0];
+        reply(std::move(done), attached);
+    }
+    void heartbeat(std::string, std::int64_t oid, Callback<store::HeartbeatResult> done) override {
+        ++heartbeats;
+        if (drop_on_heartbeat) {
+            connected = false;
+            holds_lock = false;
+            return fail(std::move(done), "server closed the connection unexpectedly");
+        }
+        reply(std::move(done), extension && oid == extension_oid ? store::HeartbeatResult::ok
+                                                                  : store::HeartbeatResult::extension_gone);
+    }
+    void drain_wakeups(Callback<std::vector<std::string>> done) override {
+        ++drains;
+        char buf[64];
+        while (::read(wake_pipe_[0], buf, sizeof buf) > 0) {
+        }
+        std::vector<std::string> payloads;
+        payloads.swap(notifications);
+        reply(std::move(done), payloads);
+    }
+    void detach(Callback<Nothing> done) override {
+        ++detaches;
+        holds_lock = false;
+        reply(std::move(done), Nothing{});
+    }
+    void shutdown(Callback<Nothing> done) override {
+        ++shutdowns;
+        holds_lock = false;
+        connected = false;
+        reply(std::move(done), Nothing{});
+    }
+
+private:
+    template <class T>
+    void reply(Callback<T> done, T value) {
+        LinkResult<T> result;
+        result.value = std::move(value);
+        boost::asio::post(io_, [done = std::move(done), result]() { done(result); });
+    }
+    template <class T>
+    void fail(Callback<T> done, const std::string &message) {
+        LinkResult<T> result;
+        result.failure = LinkFailure::connection_lost;
+        result.message = message;
+        boost::asio::post(io_, [done = std::move(done), result]() { done(result); });
+    }
+
+    boost::asio::io_context &io_;
+    int wake_pipe_[2];
+};
+
+struct RecordingWork final : WorkHandler {
+    int attached = 0, detached = 0, settings = 0;
+    std::vector<Wakeup> wakeups;
+    void on_attached(const AttachInfo &) override { ++attached; }
+    void on_wakeup(const Wakeup &w) override { wakeups.push_back(w); }
+    void on_settings(const ServerSettings &) override { ++settings; }
+    void on_detached() override { ++detached; }
+};
+
+LifecycleTiming fast_timing() {
+    LifecycleTiming t;
+    t.extension_poll = 2ms;
+    t.standby_retry = 2ms;
+    t.heartbeat = 2ms;
+    t.drain_deadline = 2s;
+    t.reconnect.initial = 1ms;
+    t.reconnect.max = 4ms;
+    return t;
+}
+
+struct Harness {
+    Harness() { init_logging("off"); }
+    boost::asio::io_context io;
+    FakeServer server{io};
+    RecordingWork work;
+    std::optional<int> finished;
+    Lifecycle lifecycle{io, server, work, fast_timing(), [this](int code) { finished = code; },
+                        [](int) { FAIL("drain deadline passed"); }};
+
+    // Runs the loop until predicate holds (or fails the test after 5 s).
+    void run_until(const std::function<bool()> &predicate) {
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (!predicate()) {
+            REQUIRE(std::chrono::steady_clock::now() < deadline);
+            io.restart();
+            io.run_for(2ms);
+        }
+    }
+    void run_for(std::chrono::milliseconds d) {
+        io.restart();
+        io.run_for(d);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("lifecycle waits for the extension, then takes the lock and attaches", "[daemon]") {
+    Harness h;
+    h.lifecycle.start();
+    h.run_until([&] { return h.lifecycle.phase() == Phase::waiting_for_extension; });
+    h.run_for(20ms);
+    CHECK(h.server.attaches == 0);
+    CHECK(h.work.attached == 0);
+
+    h.server.extension = true;
+    h.run_until([&] { return h.lifecycle.phase() == Phase::active; });
+    CHECK(h.server.holds_lock);
+    CHECK(h.server.attaches == 1);
+    CHECK(h.work.attached == 1);
+    CHECK(h.work.settings == 1);
+    h.run_until([&] { return h.server.heartbeats >= 3; });
+    CHECK(h.lifecycle.phase() == Phase::active);
+}
+
+TEST_CASE("lifecycle stays standby while another daemon holds the lock", "[daemon]") {
+    Harness h;
+    h.server.extension = true;
+    h.server.lock_held_elsewhere = true;
+    h.lifecycle.start();
+    h.run_until([&] { return h.lifecycle.phase() == Phase::standby; });
+    h.run_for(20ms);
+    CHECK(h.lifecycle.phase() == Phase::standby);
+    CHECK(h.server.attaches == 0);
+
+    h.server.lock_held_elsewhere = false;
+    h.run_until([&] { return h.lifecycle.phase() == Phase::active; });
+    CHECK(h.work.attached == 1);
+}
+
+TEST_CASE("lifecycle hands wake-ups to the work handler and drops malformed ones", "[daemon]") {
+    Harness h;
+    h.server.extension = true;
+    h.lifecycle.start();
+    h.run_until([&] { return h.lifecycle.phase() == Phase::active; });
+
+    h.server.notify("start:0123abcd");
+    h.server.notify("garbage");
+    h.server.notify("cancel:89abcdef");
+    h.run_until([&] { return h.work.wakeups.size() == 2; });
+    CHECK(h.work.wakeups[0].kind == WakeupKind::start);
+    CHECK(h.work.wakeups[0].instance_id == "0123abcd");
+    CHECK(h.work.wakeups[1].kind == WakeupKind::cancel);
+
+    // The watcher re-arms: a later notification is seen too.
+    h.server.notify("signal:00000001");
+    h.run_until([&] { return h.work.wakeups.size() == 3; });
+    CHECK(h.work.wakeups[2].kind == WakeupKind::signal);
+}
+
+TEST_CASE("lifecycle detaches when the extension is dropped and re-attaches to a new one", "[daemon]") {
+    Harness h;
+    h.server.extension = true;
+    h.lifecycle.start();
+    h.run_until([&] { return h.lifecycle.phase() == Phase::active; });
+
+    h.server.extension = false;
+    h.run_until([&] { return h.lifecycle.phase() == Phase::waiting_for_extension; });
+    CHECK(h.work.detached == 1);
+    CHECK(h.server.detaches == 1);
+    CHECK_FALSE(h.server.holds_lock);
+
+    // DROP and CREATE between two heartbeats: same name, new OID.
+    h.server.extension = true;
+    h.server.extension_oid = 101;
+    h.run_until([&] { return h.work.attached == 2; });
+    CHECK(h.lifecycle.phase() == Phase::active);
+
+    h.server.extension_oid = 102;
+    h.run_until([&] { return h.work.attached == 3; });
+    CHECK(h.work.detached == 2);
+}
+
+TEST_CASE("lifecycle reconnects with backoff after losing the connection", "[daemon]") {
+    Harness h;
+    h.server.extension = true;
+    h.lifecycle.start();
+    h.run_until([&] { return h.lifecycle.phase() == Phase::active; });
+
+    h.server.reachable = false;
+    h.server.drop_on_heartbeat = true;
+    h.run_until([&] { return h.server.connects >= 4; });
+    CHECK(h.lifecycle.phase() == Phase::connecting);
+    CHECK(h.work.detached == 1);
+
+    h.server.reachable = true;
+    h.server.drop_on_heartbeat = false;
+    h.run_until([&] { return h.lifecycle.phase() == Phase::active; });
+    CHECK(h.work.attached == 2);
+    CHECK(h.server.attaches == 2);
+}
+
+TEST_CASE("lifecycle refuses to start when max_duroxide_connections is below 2", "[daemon]") {
+    Harness h;
+    h.server.extension = true;
+    h.server.max_duroxide = "1";
+    h.lifecycle.start();
+    h.run_until([&] { return h.finished.has_value(); });
+    CHECK(*h.finished == 1);
+    CHECK(h.server.attaches == 0);
+    CHECK(h.work.attached == 0);
+    CHECK(h.server.shutdowns == 1);
+    CHECK(h.lifecycle.phase() == Phase::stopped);
+}
+
+TEST_CASE("a stop request while active detaches, closes the session and finishes with 0", "[daemon]") {
+    Harness h;
+    h.server.extension = true;
+    h.lifecycle.start();
+    h.run_until([&] { return h.lifecycle.phase() == Phase::active; });
+
+    h.lifecycle.request_stop("SIGTERM received");
+    h.lifecycle.request_stop("SIGTERM received");  // idempotent
+    h.run_until([&] { return h.finished.has_value(); });
+    CHECK(*h.finished == 0);
+    CHECK(h.work.detached == 1);
+    CHECK(h.server.shutdowns == 1);
+    CHECK_FALSE(h.server.holds_lock);
+    const int heartbeats = h.server.heartbeats;
+    h.run_for(20ms);
+    CHECK(h.server.heartbeats == heartbeats);  // nothing runs after the stop
+}
+
+TEST_CASE("a stop request while the server is unreachable finishes at once", "[daemon]") {
+    Harness h;
+    h.server.reachable = false;
+    h.lifecycle.start();
+    h.run_until([&] { return h.server.connects >= 2; });
+    h.lifecycle.request_stop("SIGTERM received");
+    h.run_until([&] { return h.finished.has_value(); });
+    CHECK(*h.finished == 0);
+    const int connects = h.server.connects;
+    h.run_for(20ms);
+    CHECK(h.server.connects == connects);
+}
