@@ -8,8 +8,6 @@
 \endif
 \set QUIET on
 \pset footer off
--- The DSL operators live in schema df (run.sh also sets this for the role).
-SET search_path = "$user", public, df;
 
 SELECT current_user AS "running as", df.version() AS "pg_durable";
 

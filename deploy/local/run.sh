@@ -221,9 +221,6 @@ BEGIN
 END
 \$\$;
 ALTER ROLE $PGD_DEMO_ROLE LOGIN NOSUPERUSER;
--- The DSL operators (~>, |=>, ...) live in schema df: put it on the path,
--- last, so the user guide's examples work unqualified.
-ALTER ROLE $PGD_DEMO_ROLE SET search_path = "\$user", public, df;
 \o /dev/null
 SELECT df.grant_usage('$PGD_DEMO_ROLE');
 \o
