@@ -82,9 +82,7 @@ Datum df_await_instance(PG_FUNCTION_ARGS) {
 
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     // Our query resolves in pg_catalog whatever search_path the caller set.
-    int nest = NewGUCNestLevel();
-    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-                            GUC_ACTION_SAVE, true, 0, false);
+    int nest = pgd::pin_search_path();
 
     char *status = nullptr;
     for (;;) {
@@ -106,7 +104,7 @@ Datum df_await_instance(PG_FUNCTION_ARGS) {
         CHECK_FOR_INTERRUPTS();
     }
 
-    AtEOXact_GUC(true, nest);
+    pgd::unpin_search_path(nest);
     SPI_finish();
     pgd_note_helper_call("await_instance", status);
     PG_RETURN_TEXT_P(cstring_to_text(status));

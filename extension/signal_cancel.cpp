@@ -50,17 +50,6 @@ SPIPlanPtr status_plan = nullptr;
 SPIPlanPtr cancel_instance_plan = nullptr;
 SPIPlanPtr cancel_rest_plan = nullptr;
 
-// Our statements resolve operators and functions in pg_catalog only, whatever
-// search_path the caller set: part of them run with superuser rights.
-int pin_search_path() {
-    int nest = NewGUCNestLevel();
-    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-                            GUC_ACTION_SAVE, true, 0, false);
-    return nest;
-}
-
-void unpin_search_path(int nest) { AtEOXact_GUC(true, nest); }
-
 bool is_blank(const char *s) {
     for (; *s; ++s)
         if (!isspace(static_cast<unsigned char>(*s))) return false;
@@ -125,7 +114,7 @@ Datum df_signal(PG_FUNCTION_ARGS) {
     char *payload = signal_payload(data);
 
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    int nest = pin_search_path();
+    int nest = pgd::pin_search_path();
     char *status = visible_status(instance_id);
     if (status == nullptr) not_found(instance_id);
     if (!is_live(status)) not_running(instance_id, status);
@@ -155,7 +144,7 @@ Datum df_signal(PG_FUNCTION_ARGS) {
         if (status == nullptr) not_found(instance_id);
         not_running(instance_id, status);
     }
-    unpin_search_path(nest);
+    pgd::unpin_search_path(nest);
     SPI_finish();
 
     notify_daemon("signal", instance_id);
@@ -168,7 +157,7 @@ Datum df_cancel(PG_FUNCTION_ARGS) {
     const char *reason = text_to_cstring(PG_GETARG_TEXT_PP(1));
 
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    int nest = pin_search_path();
+    int nest = pgd::pin_search_path();
     if (visible_status(instance_id) == nullptr) not_found(instance_id);
 
     pgd::SavedUser saved = pgd::become_table_owner();
@@ -209,7 +198,7 @@ Datum df_cancel(PG_FUNCTION_ARGS) {
         pgd::expect_spi(SPI_execute_plan(rest, values, nullptr, false, 0), SPI_OK_SELECT, "cancel of activations");
     }
     pgd::restore_user(saved);
-    unpin_search_path(nest);
+    pgd::unpin_search_path(nest);
     SPI_finish();
 
     if (cancelled) notify_daemon("cancel", instance_id);

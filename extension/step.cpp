@@ -116,29 +116,12 @@ SPIPlanPtr finish_plan = nullptr;
 
 // ---- bookkeeping identity -------------------------------------------------
 
-// The bookkeeping runs as the table owner (a superuser). It must not resolve
-// operators, functions or types through a search_path the caller (or the
-// step's own SET) chose — a user schema placed before pg_catalog would
-// otherwise run user code with superuser rights — so it pins search_path
-// to pg_catalog for its duration.
-struct OwnerScope {
-    pgd::SavedUser saved;
-    int guc_nest;
-};
-
-OwnerScope enter_owner() {
-    OwnerScope scope;
-    scope.saved = pgd::become_table_owner();
-    scope.guc_nest = NewGUCNestLevel();
-    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-                            GUC_ACTION_SAVE, true, 0, false);
-    return scope;
-}
-
-void leave_owner(const OwnerScope &scope) {
-    AtEOXact_GUC(true, scope.guc_nest);  // GUC_ACTION_SAVE: restores the caller's search_path
-    pgd::restore_user(scope.saved);
-}
+// The bookkeeping runs as the table owner with search_path pinned to
+// pg_catalog (pgd::become_table_owner), so a user schema placed before
+// pg_catalog never runs user code with superuser rights.
+using OwnerScope = pgd::SavedUser;
+inline OwnerScope enter_owner() { return pgd::become_table_owner(); }
+inline void leave_owner(const OwnerScope &scope) { pgd::restore_user(scope); }
 
 char *copy_value(MemoryContext cxt, HeapTuple tuple, TupleDesc desc, int column) {
     char *value = SPI_getvalue(tuple, desc, column);
@@ -569,7 +552,7 @@ Datum df__run_step(PG_FUNCTION_ARGS) {
     // 1. and 2., as table owner.
     OwnerScope owner = enter_owner();
     check_secret(secret);
-    char *instance_status = read_instance(cxt, act, owner.saved.user);
+    char *instance_status = read_instance(cxt, act, owner.user);
     Claim claim = claim_activation(cxt, act, instance_status);
     leave_owner(owner);
 

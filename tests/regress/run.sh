@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs the pg_regress suite on a throw-away instance with pg_durable preloaded.
+# Runs the pg_regress suite on a throw-away instance with pg_durable preloaded
+# and created in contrib_regression before the first file (so every file sees
+# the same NOTICE from its own CREATE EXTENSION IF NOT EXISTS).
 # initdb refuses to run as root, so when we are root the suite runs as the
 # postgres OS user in a scratch directory it owns.
 # Usage: run.sh <pg_regress> <bindir> <suite dir>
@@ -46,7 +48,7 @@ status=0
 (cd "$work" && as_owner "$pg_regress" \
     --temp-instance="$work/tmp_check" --temp-config="$work/regress.conf" \
     --bindir="$bindir" --inputdir="$work" --outputdir="$work" --port="$port" \
-    --dbname=contrib_regression \
+    --dbname=contrib_regression --load-extension=pg_durable \
     $tests) || status=$?
 # For writing expected files: PGD_REGRESS_RESULTS=<dir> keeps the actual output.
 if [ -n "${PGD_REGRESS_RESULTS:-}" ]; then

@@ -18,7 +18,7 @@ SELECT count(*) AS public_table_grants
 SELECT p.oid::regprocedure AS closed_function
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = 'df' AND NOT has_function_privilege('public', p.oid, 'EXECUTE')
- ORDER BY 1::text;
+ ORDER BY p.proname;
 
 -- Every df function is VOLATILE.
 SELECT count(*) AS non_volatile FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace

@@ -44,6 +44,24 @@ SELECT df.start(df.clearvars());
 SELECT df.start('OK') ~ '^[0-9a-f]{8}$' AS ok_text_is_sql;
 
 RESET ROLE;
+
+-- df functions resolve their own SQL in pg_catalog: an operator a user puts
+-- ahead of pg_catalog never runs with the table owner's rights.
+CREATE SCHEMA regress_evil;
+CREATE FUNCTION regress_evil.spy_eq(a text, b text) RETURNS boolean LANGUAGE plpgsql
+    AS $$ BEGIN RAISE NOTICE 'spy called as %', current_user; RETURN a OPERATOR(pg_catalog.=) b; END $$;
+CREATE OPERATOR regress_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = regress_evil.spy_eq);
+GRANT USAGE ON SCHEMA regress_evil TO PUBLIC;
+SET ROLE regress_vars_a;
+SET search_path = regress_evil, pg_catalog;
+SELECT 'x'::text = 'x'::text AS spy_is_active;
+SELECT df.getvar('tenant') AS no_spy;
+SELECT df.setvar('tenant', 'acme-3') AS no_spy;
+SELECT df.start('SELECT 1') ~ '^[0-9a-f]{8}$' AS no_spy;
+RESET search_path;
+RESET ROLE;
+DROP SCHEMA regress_evil CASCADE;
+
 DELETE FROM df.instances;
 DELETE FROM df.vars;
 SELECT df.revoke_usage('regress_vars_a');
