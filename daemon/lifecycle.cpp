@@ -223,14 +223,18 @@ void Lifecycle::attach(Generation gen) {
 void Lifecycle::schedule_heartbeat(Generation gen) {
     heartbeat_timer_.expires_after(timing_.heartbeat);
     heartbeat_timer_.async_wait([this, gen](const boost::system::error_code &ec) {
-        if (ec || stale(gen) || phase_ != Phase::active) return;
+        if (ec || gen != generation_ || phase_ != Phase::active) return;
         heartbeat(gen);
     });
 }
 
 void Lifecycle::heartbeat(Generation gen) {
     link_.heartbeat(epoch_id_, *extension_oid_, [this, gen](LinkResult<store::HeartbeatResult> r) {
-        if (stale(gen) || phase_ != Phase::active) return;
+        if (stale(gen) || phase_ != Phase::active) {
+            // While draining for a stop, keep beating; anything else is moot.
+            if (stopping_ && gen == generation_ && phase_ == Phase::active && r.ok()) schedule_heartbeat(gen);
+            return;
+        }
         if (!r.ok()) return on_failure(gen, r);
         switch (r.value) {
             case store::HeartbeatResult::ok:
@@ -337,9 +341,8 @@ void Lifecycle::fail(int exit_code) {
 void Lifecycle::request_stop(const std::string &reason) {
     if (stopping_ || phase_ == Phase::stopped) return;
     log_->info("pg_durable: {}; stopping", reason);
-    stop_work();
+    const bool was_active = phase_ == Phase::active;
     stopping_ = true;
-    phase_ = Phase::stopping;
     retry_timer_.cancel();
     drain_timer_.expires_after(timing_.drain_deadline);
     drain_timer_.async_wait([this](const boost::system::error_code &ec) {
@@ -349,7 +352,22 @@ void Lifecycle::request_stop(const std::string &reason) {
         on_deadline_(exit_code_ == 0 ? 1 : exit_code_);
     });
     // Queued behind whatever the worker is doing; ends the session and the lock.
-    link_.shutdown([this](LinkResult<Nothing>) { finish(); });
+    auto close_session = [this] { link_.shutdown([this](LinkResult<Nothing>) { finish(); }); };
+    if (!was_active) {
+        stop_work();
+        phase_ = Phase::stopping;
+        close_session();
+        return;
+    }
+    // No new wake-ups; the heartbeat goes on while the work drains so the
+    // epoch does not look dead meanwhile.
+    watcher_.stop();
+    work_.drain([this, close_session] {
+        heartbeat_timer_.cancel();
+        work_.on_detached();
+        phase_ = Phase::stopping;
+        close_session();
+    });
 }
 
 void Lifecycle::finish() {

@@ -15,6 +15,8 @@ void IdleWork::on_wakeup(const Wakeup &wakeup) {
 
 void IdleWork::on_settings(const ServerSettings &) {}
 
+void IdleWork::drain(std::function<void()> done) { done(); }
+
 void IdleWork::on_detached() { logger("work")->debug("detached"); }
 
 }  // namespace pgd::daemon

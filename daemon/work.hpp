@@ -5,6 +5,7 @@
 // on_wakeup, stop claiming and drain in on_detached).
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "daemon/settings.hpp"
@@ -27,6 +28,10 @@ public:
     virtual void on_wakeup(const Wakeup &wakeup) = 0;
     // Reloadable settings changed (SIGHUP) or were read the first time.
     virtual void on_settings(const ServerSettings &settings) = 0;
+    // Shutting down (SIGTERM): stop claiming work, let what is in flight
+    // finish, then call done (on the io thread). The lifecycle's drain
+    // deadline bounds how long this may take. on_detached() follows.
+    virtual void drain(std::function<void()> done) = 0;
     // Lock, LISTEN or extension gone (or shutting down): stop all work now.
     virtual void on_detached() = 0;
 };
@@ -37,6 +42,7 @@ public:
     void on_attached(const AttachInfo &info) override;
     void on_wakeup(const Wakeup &wakeup) override;
     void on_settings(const ServerSettings &settings) override;
+    void drain(std::function<void()> done) override;
     void on_detached() override;
 };
 

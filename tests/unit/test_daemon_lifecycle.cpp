@@ -138,7 +138,17 @@ private:
 };
 
 struct RecordingWork final : WorkHandler {
-    int attached = 0, detached = 0, settings = 0;
+    int attached = 0, detached = 0, settings = 0, drains = 0;
+    // Set to hold a drain open; the test calls it to let the drain finish.
+    bool hold_drain = false;
+    std::function<void()> pending_drain;
+    void drain(std::function<void()> done) override {
+        ++drains;
+        if (hold_drain)
+            pending_drain = std::move(done);
+        else
+            done();
+    }
     std::vector<Wakeup> wakeups;
     void on_attached(const AttachInfo &) override { ++attached; }
     void on_wakeup(const Wakeup &w) override { wakeups.push_back(w); }
@@ -301,6 +311,7 @@ TEST_CASE("a stop request while active detaches, closes the session and finishes
     h.lifecycle.request_stop("SIGTERM received");  // idempotent
     h.run_until([&] { return h.finished.has_value(); });
     CHECK(*h.finished == 0);
+    CHECK(h.work.drains == 1);
     CHECK(h.work.detached == 1);
     CHECK(h.server.shutdowns == 1);
     CHECK_FALSE(h.server.holds_lock);
@@ -320,4 +331,30 @@ TEST_CASE("a stop request while the server is unreachable finishes at once", "[d
     const int connects = h.server.connects;
     h.run_for(20ms);
     CHECK(h.server.connects == connects);
+}
+
+TEST_CASE("a stop waits for the work to drain, heartbeating meanwhile, before releasing the lock", "[daemon]") {
+    Harness h;
+    h.server.extension = true;
+    h.lifecycle.start();
+    h.run_until([&] { return h.lifecycle.phase() == Phase::active; });
+
+    h.work.hold_drain = true;
+    h.lifecycle.request_stop("SIGTERM received");
+    h.run_until([&] { return h.work.drains == 1; });
+    const int beats = h.server.heartbeats;
+    h.run_until([&] { return h.server.heartbeats >= beats + 3; });
+    CHECK_FALSE(h.finished.has_value());
+    CHECK(h.server.holds_lock);
+    CHECK(h.work.detached == 0);
+
+    h.server.notify("start:0123abcd");  // no new work while draining
+    h.run_for(20ms);
+    CHECK(h.work.wakeups.empty());
+
+    h.work.pending_drain();
+    h.run_until([&] { return h.finished.has_value(); });
+    CHECK(*h.finished == 0);
+    CHECK(h.work.detached == 1);
+    CHECK_FALSE(h.server.holds_lock);
 }
