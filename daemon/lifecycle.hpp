@@ -12,8 +12,11 @@
 // waiting_for_extension: probe pg_extension every second (at most 5 s, SPEC §2).
 // standby: another daemon holds the orchestrator lock; retry every second.
 // active: lock held, LISTEN df_wakeup, heartbeat every 2 s; the WorkHandler works.
+// stopping: from active, the WorkHandler drains first (heartbeat continues, no
+//   new wake-ups), then the lock is released and the session closed, all
+//   within the drain deadline.
 //
-// Every database step is an OrchestratorLink job; its completion carries the
+// Every database step is an OrchestratorConnection call; its completion carries the
 // generation it started in, so completions from a connection that has since
 // been dropped (or after a stop request) are ignored.
 #pragma once
