@@ -301,3 +301,66 @@ TEST_CASE("the daemon drains and exits when its parent lifeline reaches EOF", "[
     CHECK(cluster.query_value(kOrchestratorLockHeld) ==
           std::optional<std::string>("0"));
 }
+
+namespace {
+
+// Freezes a server backend (SIGSTOP) so the daemon's next statement on it
+// blocks; always thawed again, even when the test fails.
+class FrozenBackend {
+public:
+    explicit FrozenBackend(pid_t pid) : pid_(pid) { ::kill(pid_, SIGSTOP); }
+    ~FrozenBackend() { ::kill(pid_, SIGCONT); }
+    FrozenBackend(const FrozenBackend &) = delete;
+    FrozenBackend &operator=(const FrozenBackend &) = delete;
+
+private:
+    pid_t pid_;
+};
+
+pid_t daemon_backend_pid(const TestCluster &cluster) {
+    const auto pid =
+        cluster.query_value("SELECT pid FROM pg_stat_activity WHERE application_name = 'pg_durable_daemon'");
+    return pid ? static_cast<pid_t>(std::stol(*pid)) : 0;
+}
+
+}  // namespace
+
+TEST_CASE("a second SIGTERM exits at once when the drain is stuck", "[daemon]") {
+    TestCluster cluster;
+    cluster.exec("CREATE EXTENSION pg_durable");
+    DaemonProcess daemon(cluster);
+    REQUIRE_EVENTUALLY(daemon.log_contains(kProcessing), 30s, daemon.log());
+    const pid_t backend = daemon_backend_pid(cluster);
+    REQUIRE(backend != 0);
+
+    FrozenBackend frozen(backend);
+    daemon.signal(SIGTERM);
+    REQUIRE_EVENTUALLY(daemon.log_contains("SIGTERM received; stopping"), 5s, daemon.log());
+    CHECK(daemon.running());  // releasing the lock waits for the frozen backend
+
+    daemon.signal(SIGTERM);
+    const auto code = daemon.wait_exit(3s);
+    INFO(daemon.log());
+    REQUIRE(code);
+    CHECK(*code == 1);
+    CHECK(daemon.log_contains("second SIGTERM received; exiting immediately"));
+    CHECK_FALSE(daemon.log_contains("pg_durable: daemon stopped"));
+}
+
+TEST_CASE("a stuck drain ends at the drain deadline", "[daemon]") {
+    TestCluster cluster;
+    cluster.exec("CREATE EXTENSION pg_durable");
+    DaemonProcess daemon(cluster);
+    REQUIRE_EVENTUALLY(daemon.log_contains(kProcessing), 30s, daemon.log());
+    const pid_t backend = daemon_backend_pid(cluster);
+    REQUIRE(backend != 0);
+
+    FrozenBackend frozen(backend);
+    daemon.signal(SIGTERM);
+    // The deadline is 10 s.
+    const auto code = daemon.wait_exit(20s);
+    INFO(daemon.log());
+    REQUIRE(code);
+    CHECK(*code == 1);
+    CHECK(daemon.log_contains("clean stop did not finish within 10000 ms"));
+}
