@@ -60,6 +60,16 @@ TEST_CASE("the shim launches the daemon, restarts it after SIGKILL and stops it 
     CHECK_FALSE(process_alive(first));
     REQUIRE_EVENTUALLY(count_occurrences(cluster.server_log(), kProcessing) == 2, 30s, cluster.server_log());
     CHECK(cluster.server_log().find("was terminated by signal 9") != std::string::npos);
+    CHECK(cluster.server_log().find("restarting in 1000 ms") != std::string::npos);
+
+    // A second quick death backs off further.
+    ::kill(second, SIGKILL);
+    REQUIRE_EVENTUALLY(cluster.server_log().find("restarting in 2000 ms") != std::string::npos, 10s,
+                       cluster.server_log());
+    pid_t third = 0;
+    REQUIRE_EVENTUALLY((third = daemon_pid(shim)) != 0 && third != second, 30s, cluster.server_log());
+    REQUIRE_EVENTUALLY(count_occurrences(cluster.server_log(), kProcessing) == 3, 30s, cluster.server_log());
+    second = third;
 
     cluster.stop(StopMode::fast);
     REQUIRE_EVENTUALLY(!process_alive(second), 15s, cluster.server_log());
@@ -91,4 +101,16 @@ TEST_CASE("the shim forwards SIGHUP to the daemon", "[shim]") {
     REQUIRE_EVENTUALLY(cluster.server_log().find("pg_durable.retention_days changed from 30 to 3") !=
                            std::string::npos,
                        15s, cluster.server_log());
+}
+
+TEST_CASE("with an empty daemon_path the shim runs pg_durable_daemon from PostgreSQL's bindir", "[shim]") {
+    ClusterOptions options;
+    options.launch_daemon = true;
+    TestCluster cluster(options);
+    const std::string expected = std::string("\"") + PGD_PG_BINDIR + "/pg_durable_daemon\"";
+    // Started, or (when nothing is installed there) refused with that path.
+    REQUIRE_EVENTUALLY(cluster.server_log().find("started daemon " + expected) != std::string::npos ||
+                           cluster.server_log().find("cannot execute daemon binary " + expected) !=
+                               std::string::npos,
+                       30s, cluster.server_log());
 }
