@@ -1,6 +1,9 @@
 -- The DSL functions and operators: exact graph JSON, auto-wrap, DSL-time
 -- errors, precedence (SPEC §1, §6, §7, §8, §10.10, §14).
+-- Quiet, so the output is the same whether or not an earlier file created it.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_durable;
+RESET client_min_messages;
 
 -- Volatility and strictness (SPEC §1).
 SELECT p.oid::regprocedure AS function, p.provolatile AS volatility, p.proisstrict AS strict

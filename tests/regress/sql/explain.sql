@@ -1,6 +1,9 @@
 -- df.explain (SPEC §16): dry runs of DSL text, graph JSON and SQL, the texts
 -- it returns instead of raising, and instance mode with status markers.
+-- Quiet, so the output is the same whether or not an earlier file created it.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_durable;
+RESET client_min_messages;
 
 -- One row per line, '|' after each so the padding to the longest line + 4
 -- characters shows.
