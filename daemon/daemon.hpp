@@ -12,6 +12,7 @@
 
 #include "daemon/config.hpp"
 #include "daemon/lifecycle.hpp"
+#include "daemon/orchestrator.hpp"
 #include "daemon/orchestrator_link.hpp"
 #include "daemon/work.hpp"
 
@@ -40,7 +41,7 @@ private:
     boost::asio::signal_set signals_;
     boost::asio::posix::stream_descriptor parent_lifeline_;
     OrchestratorLink link_;
-    IdleWork work_;
+    Orchestrator work_;
     Lifecycle lifecycle_;
     int terminate_requests_ = 0;
     int exit_code_ = 0;

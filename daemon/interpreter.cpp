@@ -139,7 +139,7 @@ protected:
         if (!registered_) return;
         run_.unregister_leaf(*this);
         registered_ = false;
-        run_.effects_.cancels.push_back(stamp_);
+        run_.effects_.cancels.push_back({stamp_, id()});
         ActivationWrite write;
         write.stamp = stamp_;
         write.node_id = id();
@@ -381,6 +381,7 @@ public:
         }
         finish(outcome);
     }
+    // By node, not by pointer: a step asks while it is being started.
     bool is_second(const Task &child) const { return child.index() == *node().right && first_ == nullptr; }
 
 private:
@@ -410,7 +411,8 @@ public:
         }
         finish(outcome);
     }
-    bool is_branch(const Task &child) const { return &child != condition_; }
+    // By node, not by pointer: a condition step asks while it is being started.
+    bool is_branch(const Task &child) const { return !node().condition || child.index() != *node().condition; }
 
 private:
     // if_rows: judged on a named result, no query runs (SPEC §10.3).

@@ -129,7 +129,7 @@ struct SignalWait {
 };
 
 struct Effects {
-    std::vector<std::string> cancels;         // stamps whose running steps must be interrupted
+    std::vector<RecordKey> cancels;           // running steps to interrupt, before the writes
     std::vector<ActivationWrite> activations; // committed together, before anything below
     std::vector<NodeMirror> mirrors;          // ride with `activations` / `instance`
     std::optional<InstanceWrite> instance;

@@ -113,6 +113,7 @@ SPIPlanPtr lock_instance_plan = nullptr;
 SPIPlanPtr to_running_plan = nullptr;
 SPIPlanPtr record_plan = nullptr;
 SPIPlanPtr finish_plan = nullptr;
+SPIPlanPtr mirror_plan = nullptr;
 
 // ---- bookkeeping identity -------------------------------------------------
 
@@ -467,7 +468,7 @@ void record(const Activation &act, const char *status, const char *result, const
 }
 
 // Applies `finish` after a successful step: {"instance":"completed",
-// "root_node_ids":[...]} completes the instance, marks the listed ancestors
+// "root_node_ids":[...], "mirrors":[{node_id, stamp, status, result, error}]} completes the instance, marks the listed ancestors
 // completed with the step's result (the root result lives in the root's
 // df.nodes row) and drops its unconsumed signals (SPEC §13). A no-op when
 // the instance is no longer pending or running. Unknown keys are ignored.
@@ -496,6 +497,23 @@ void apply_finish(const Activation &act, const char *result) {
                        CStringGetTextDatum(act.stamp)};
     pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, false, 0), SPI_OK_SELECT, "finish of the instance");
     SPI_freetuptable(SPI_tuptable);
+
+    // "mirrors": status mirrors of compound nodes the daemon derived since its
+    // last commit; they ride along here instead of costing a commit of their own.
+    Oid mirror_types[2] = {TEXTOID, JSONBOID};
+    SPIPlanPtr mirrors = pgd::keep_plan(&mirror_plan,
+        "UPDATE df.nodes n"
+        "   SET status = m.status, result = m.result::json, error = m.error,"
+        "       started_at = COALESCE(n.started_at, now()),"
+        "       completed_at = CASE WHEN m.status IN ('completed', 'failed', 'cancelled') THEN clock_timestamp() END,"
+        "       status_details = jsonb_build_object('execution_id', m.stamp), updated_at = clock_timestamp()"
+        "  FROM jsonb_to_recordset(COALESCE($2 -> 'mirrors', '[]'::jsonb))"
+        "       AS m(node_id text, stamp text, status text, result text, error text)"
+        " WHERE n.instance_id = $1 AND n.id = m.node_id",
+        2, mirror_types);
+    Datum mirror_values[2] = {CStringGetTextDatum(act.instance_id), act.finish};
+    pgd::expect_spi(SPI_execute_plan(mirrors, mirror_values, nullptr, false, 0), SPI_OK_UPDATE,
+                    "status mirrors of the finish");
 }
 
 // ---- outcome JSON ------------------------------------------------------------------

@@ -55,7 +55,7 @@ struct Driver {
     std::vector<ActivationWrite> writes;
     std::vector<NodeMirror> mirrors;
     std::vector<InstanceWrite> instance_writes;
-    std::vector<std::string> cancels;
+    std::vector<RecordKey> cancels;
     std::deque<TimerArm> timers;
     std::vector<StepRun> pending;
     std::vector<SignalWait> waits;
@@ -176,7 +176,10 @@ TEST_CASE("IF takes the branch its condition decides", "[interpreter]") {
             if (q == "SELECT cond") return Outcome::completed(rows(truthy ? "[{\"c\":true}]" : "[{\"c\":false}]"));
             return Outcome::completed(rows("[{\"r\":1}]"));
         };
-        d.start();
+        d.absorb(d.run.start(d.now));
+        REQUIRE(d.pending.size() == 1);
+        CHECK_FALSE(d.pending[0].completes_instance);  // the condition's result is not the IF's
+        d.run_steps();
         CHECK(d.executed.back() == (truthy ? "SELECT 'yes'" : "SELECT 'no'"));
         CHECK(d.final_status() == "completed");
     }

@@ -1,0 +1,393 @@
+#include "daemon/executor.hpp"
+
+#include <algorithm>
+
+#include <boost/asio/post.hpp>
+#include <libpq-fe.h>
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+#include "common/substitute.hpp"
+#include "daemon/logging.hpp"
+
+namespace pgd::daemon {
+
+namespace {
+
+std::shared_ptr<spdlog::logger> log() { return logger("executor"); }
+
+// Appends `s` as a JSON string literal.
+void append_json_string(std::string &out, const std::string &s) {
+    out += '"';
+    for (unsigned char ch : s) {
+        switch (ch) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
+        default:
+            if (ch < 0x20) {
+                char buf[8];
+                std::snprintf(buf, sizeof buf, "\\u%04x", ch);
+                out += buf;
+            } else {
+                out += static_cast<char>(ch);
+            }
+        }
+    }
+    out += '"';
+}
+
+
+std::string connection_limit_text(int max_connections, int timeout_s) {
+    return "pg_durable: connection limit reached (max_user_connections=" + std::to_string(max_connections) +
+           "). Timed out after " + std::to_string(timeout_s) + "s waiting for an available execution slot.";
+}
+
+// The last statement's rows of a plain (other-database) step as
+// {"rows":[...],"row_count":N}. The server converts nothing here, so values
+// map by type: numbers and booleans bare, json as is, the rest as strings.
+std::string rows_json(const pqxx::result &result) {
+    std::string out = "{\"rows\":[";
+    for (std::size_t r = 0; r < result.size(); ++r) {
+        if (r) out += ',';
+        out += '{';
+        for (pqxx::row::size_type c = 0; c < result.columns(); ++c) {
+            if (c) out += ',';
+            append_json_string(out, result.column_name(c));
+            out += ':';
+            const auto field = result[r][c];
+            if (field.is_null()) {
+                out += "null";
+                continue;
+            }
+            const std::string value = field.as<std::string>();
+            switch (result.column_type(c)) {
+            case 20: case 21: case 23: case 26: case 700: case 701: case 1700:  // int8 int2 int4 oid float4 float8 numeric
+                out += (value == "NaN" || value == "Infinity" || value == "-Infinity") ? "\"" + value + "\"" : value;
+                break;
+            case 16:  // bool
+                out += value == "t" ? "true" : "false";
+                break;
+            case 114: case 3802:  // json, jsonb
+                out += value;
+                break;
+            default:
+                append_json_string(out, value);
+            }
+        }
+        out += '}';
+    }
+    return out + "],\"row_count\":" + std::to_string(result.size()) + "}";
+}
+
+}  // namespace
+
+std::string primary_message(const std::string &what) {
+    std::string text = what;
+    for (const char *prefix : {"ERROR:  ", "FATAL:  "})
+        if (text.rfind(prefix, 0) == 0) text = text.substr(std::char_traits<char>::length(prefix));
+    const auto newline = text.find('\n');
+    if (newline != std::string::npos) text = text.substr(0, newline);
+    return text;
+}
+
+StepResult parse_run_step_outcome(const std::string &outcome) {
+    StepResult result;
+    const auto json = durable::JsonText::parse(outcome);
+    if (!json || !json->is_object()) {
+        result.kind = StepResult::Kind::interrupted;
+        result.error = "unexpected df._run_step outcome: " + outcome;
+        return result;
+    }
+    const auto kind = json->member("outcome");
+    const std::string name = kind ? kind->string() : "";
+    const auto text_of = [&](const char *key) {
+        const auto member = json->member(key);
+        if (!member || member->is_null()) return std::string();
+        return member->kind() == durable::JsonText::Kind::String ? member->string() : std::string(member->text());
+    };
+    if (name == "completed") {
+        result.kind = StepResult::Kind::completed;
+        result.result = std::string(json->member("result")->text());  // exact text: column order, number digits
+    } else if (name == "failed") {
+        result.kind = StepResult::Kind::failed;
+        result.error = text_of("error");
+    } else if (name == "cancelled") {
+        result.kind = StepResult::Kind::cancelled;
+        result.error = text_of("error");
+    } else if (name == "duplicate") {
+        result.kind = StepResult::Kind::duplicate;
+        result.status = text_of("status");
+        const auto recorded = json->member("result");
+        if (recorded && !recorded->is_null()) result.result = std::string(recorded->text());
+        result.error = text_of("error");
+    } else if (name == "instance_not_running") {
+        result.kind = StepResult::Kind::instance_not_running;
+        result.status = text_of("status");
+    } else {
+        result.kind = StepResult::Kind::interrupted;
+        result.error = "unexpected df._run_step outcome: " + outcome;
+    }
+    return result;
+}
+
+// One user connection: its worker thread owns the pqxx::connection.
+struct Executor::Connection {
+    std::string database;
+    std::string role;
+    std::unique_ptr<DbWorker> worker;
+    std::unique_ptr<pqxx::connection> pq;  // touched only by worker jobs
+    int backend_pid = 0;                   // written on the io thread after connect
+    bool busy = false;
+    bool broken = false;
+    std::string running_key;  // instance|stamp|node of the step it runs
+};
+
+Executor::Executor(boost::asio::io_context &io, std::string base_conninfo)
+    : io_(io), base_conninfo_(std::move(base_conninfo)) {}
+
+Executor::~Executor() { stop(); }
+
+void Executor::configure(int max_connections, int acquire_timeout_seconds, std::string extension_database) {
+    extension_database_ = std::move(extension_database);
+    max_connections_ = std::max(1, max_connections);
+    acquire_timeout_seconds_ = std::max(1, acquire_timeout_seconds);
+}
+
+std::string Executor::conninfo_for(const std::string &database, const std::string &role) const {
+    // Re-emit the base string's options as keyword/value pairs with dbname and
+    // user replaced (libpq parses URIs and keyword/value strings alike here).
+    char *error = nullptr;
+    PQconninfoOption *options = PQconninfoParse(base_conninfo_.c_str(), &error);
+    if (options == nullptr) {
+        std::string why = error ? error : "invalid connection string";
+        PQfreemem(error);
+        throw std::runtime_error(why);
+    }
+    auto quote = [](const std::string &v) {
+        std::string q = "'";
+        for (char c : v) {
+            if (c == '\'' || c == '\\') q += '\\';
+            q += c;
+        }
+        return q + "'";
+    };
+    std::string out;
+    for (PQconninfoOption *o = options; o->keyword != nullptr; ++o) {
+        const std::string key = o->keyword;
+        if (o->val == nullptr || key == "dbname" || key == "user" || key == "application_name") continue;
+        out += key + "=" + quote(o->val) + " ";
+    }
+    PQconninfoFree(options);
+    return out + "dbname=" + quote(database) + " user=" + quote(role) + " application_name='pg_durable step'";
+}
+
+void Executor::run(StepRequest request, Done done) {
+    auto waiter = std::make_unique<Waiter>();
+    waiter->request = std::move(request);
+    waiter->done = std::move(done);
+    if (start_on_connection(*waiter)) return;
+    // No connection free: queue with the acquire deadline.
+    waiter->deadline = std::make_unique<boost::asio::steady_timer>(io_);
+    waiter->deadline->expires_after(std::chrono::seconds(acquire_timeout_seconds_));
+    Waiter *raw = waiter.get();
+    std::weak_ptr<bool> alive = alive_;
+    waiter->deadline->async_wait([this, raw, alive](const boost::system::error_code &ec) {
+        if (ec || alive.expired()) return;
+        on_deadline(raw);
+    });
+    waiting_.push_back(std::move(waiter));
+}
+
+void Executor::on_deadline(Waiter *waiter) {
+    auto it = std::find_if(waiting_.begin(), waiting_.end(),
+                           [&](const std::unique_ptr<Waiter> &w) { return w.get() == waiter; });
+    if (it == waiting_.end()) return;
+    std::unique_ptr<Waiter> expired = std::move(*it);
+    waiting_.erase(it);
+    StepResult result;
+    result.kind = StepResult::Kind::failed;
+    result.recorded = false;
+    result.error = connection_limit_text(max_connections_, acquire_timeout_seconds_);
+    expired->done(std::move(result));
+}
+
+// Starts the waiter on an idle connection of its (database, role), a new
+// connection, or one made by closing another role's idle connection.
+bool Executor::start_on_connection(Waiter &waiter) {
+    const auto &req = waiter.request;
+    for (auto &conn : connections_) {
+        if (!conn->busy && !conn->broken && conn->database == req.database && conn->role == req.role) {
+            launch(conn, std::move(waiter.request), std::move(waiter.done));
+            return true;
+        }
+    }
+    if (static_cast<int>(connections_.size()) >= max_connections_) {
+        auto idle = std::find_if(connections_.begin(), connections_.end(),
+                                 [](const std::shared_ptr<Connection> &c) { return !c->busy; });
+        if (idle == connections_.end()) return false;
+        connections_.erase(idle);  // its worker closes the connection as it is destroyed
+    }
+    auto conn = std::make_shared<Connection>();
+    conn->database = req.database;
+    conn->role = req.role;
+    conn->worker = std::make_unique<DbWorker>("user:" + req.role);
+    connections_.push_back(conn);
+    launch(conn, std::move(waiter.request), std::move(waiter.done));
+    return true;
+}
+
+void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Done done) {
+    conn->busy = true;
+    conn->running_key = request.instance_id + "|" + request.stamp + "|" + request.node_id;
+    const bool in_extension_db = request.database == extension_database_;
+    std::string conninfo;
+    std::string conninfo_error;
+    try {
+        conninfo = conninfo_for(request.database, request.role);
+    } catch (const std::exception &e) {
+        conninfo_error = e.what();
+    }
+    std::weak_ptr<bool> alive = alive_;
+    const std::string secret = secret_;
+    Connection *raw = conn.get();
+    conn->worker->post([this, conn, raw, request = std::move(request), done = std::move(done), conninfo,
+                        conninfo_error, secret, in_extension_db, alive]() mutable {
+        StepResult result;
+        int pid = 0;
+        bool broken = false;
+        if (!raw->pq) {
+            try {
+                if (!conninfo_error.empty()) throw std::runtime_error(conninfo_error);
+                raw->pq = std::make_unique<pqxx::connection>(conninfo);
+                if (in_extension_db)
+                    raw->pq->prepare("run_step",
+                                     "SELECT df._run_step($1, $2, $3, $4, $5::bigint, $6, $7::int, $8::jsonb)");
+            } catch (const std::exception &e) {
+                raw->pq.reset();
+                result.kind = StepResult::Kind::connect_failed;
+                result.recorded = false;
+                result.error = "Failed to connect as '" + request.role + "': " + primary_message(e.what());
+                broken = true;
+            }
+        }
+        if (raw->pq) {
+            pid = raw->pq->backendpid();
+            try {
+                if (in_extension_db) {
+                    pqxx::nontransaction tx(*raw->pq);
+                    const char *finish = request.finish ? request.finish->c_str() : nullptr;
+                    const auto row = tx.exec_prepared1("run_step", secret, request.instance_id, request.stamp,
+                                                       request.node_id, request.execution, request.query,
+                                                       request.attempt, finish);
+                    result = parse_run_step_outcome(row[0].as<std::string>());
+                } else {
+                    pqxx::work tx(*raw->pq);
+                    tx.exec("SET LOCAL df.in_workflow = 'true'");
+                    const auto rows = tx.exec(request.query);
+                    const std::string json = rows_json(rows);
+                    tx.commit();
+                    result.kind = StepResult::Kind::completed;
+                    result.result = json;
+                    result.recorded = false;
+                }
+            } catch (const pqxx::broken_connection &e) {
+                result.kind = StepResult::Kind::interrupted;
+                result.error = primary_message(e.what());
+                broken = true;
+            } catch (const pqxx::sql_error &e) {
+                if (e.sqlstate() == "57014" || e.sqlstate() == "40001" || e.sqlstate() == "40P01") {
+                    result.kind = StepResult::Kind::interrupted;  // nothing committed
+                    result.error = primary_message(e.what());
+                } else if (in_extension_db) {
+                    // df._run_step itself refused (e.g. a rotated secret): nothing committed.
+                    result.kind = StepResult::Kind::interrupted;
+                    result.error = primary_message(e.what());
+                } else {
+                    result.kind = StepResult::Kind::failed;
+                    result.recorded = false;
+                    result.error = "SQL execution failed: " + primary_message(e.what());
+                }
+            } catch (const std::exception &e) {
+                result.kind = StepResult::Kind::interrupted;
+                result.error = primary_message(e.what());
+                broken = true;
+            }
+            if (broken) raw->pq.reset();
+        }
+        boost::asio::post(io_, [this, conn, result = std::move(result), done = std::move(done), pid, broken,
+                                alive]() mutable {
+            if (alive.expired()) return;
+            conn->backend_pid = pid;
+            release(conn, broken);
+            done(std::move(result));
+        });
+    });
+}
+
+void Executor::release(const std::shared_ptr<Connection> &conn, bool broken) {
+    conn->busy = false;
+    conn->running_key.clear();
+    if (broken) {
+        auto it = std::find(connections_.begin(), connections_.end(), conn);
+        if (it != connections_.end()) connections_.erase(it);
+    }
+    dispatch();
+}
+
+void Executor::dispatch() {
+    while (!waiting_.empty()) {
+        if (!start_on_connection(*waiting_.front())) return;
+        waiting_.pop_front();  // its deadline timer is destroyed (cancelled) with it
+    }
+}
+
+void Executor::cancel(const std::string &instance_id, const std::string &stamp, const std::string &node_id) {
+    const std::string key = instance_id + "|" + stamp + "|" + node_id;
+    // A queued step simply never starts.
+    for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
+        const auto &r = (*it)->request;
+        if (r.instance_id == instance_id && r.stamp == stamp && r.node_id == node_id) {
+            waiting_.erase(it);
+            return;
+        }
+    }
+    for (const auto &conn : connections_) {
+        if (!conn->busy || conn->running_key != key) continue;
+        if (!canceller_) canceller_ = std::make_unique<DbWorker>("canceller");
+        // pg_cancel_backend needs the backend pid, known once the connection
+        // has served a step; a first step on a new connection is cancelled
+        // through a fresh lookup by application_name and role instead.
+        const int pid = conn->backend_pid;
+        const std::string base = base_conninfo_;
+        const std::string role = conn->role;
+        canceller_->post([pid, base, role]() {
+            try {
+                pqxx::connection c(base);
+                pqxx::nontransaction tx(c);
+                if (pid != 0)
+                    tx.exec_params("SELECT pg_catalog.pg_cancel_backend($1)", pid);
+                else
+                    tx.exec_params("SELECT pg_catalog.pg_cancel_backend(pid) FROM pg_catalog.pg_stat_activity "
+                                   "WHERE application_name = 'pg_durable step' AND usename = $1 AND state = 'active'",
+                                   role);
+            } catch (const std::exception &e) {
+                log()->warn("could not cancel a running step: {}", e.what());
+            }
+        });
+    }
+}
+
+void Executor::stop() {
+    waiting_.clear();
+    *alive_ = false;
+    alive_ = std::make_shared<bool>(true);
+    connections_.clear();
+    canceller_.reset();
+}
+
+}  // namespace pgd::daemon

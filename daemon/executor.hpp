@@ -1,0 +1,115 @@
+// User connections and SQL step runs (SPEC §10.2, DESIGN §2.2, §2.4).
+//
+// Steps run on libpqxx connections AUTHENTICATED AS THE SUBMITTING ROLE in
+// the instance's database (never SET ROLE from a privileged session), one
+// DbWorker thread per connection, pooled per (database, role) and reused,
+// at most pg_durable.max_user_connections in total. A step waiting longer
+// than execution_acquire_timeout for a connection fails with the SPEC text.
+//
+// In the extension's database a step is one call of df._run_step: the step
+// and its completion record commit in one transaction (exactly-once, one
+// commit per step). Elsewhere the text runs in a plain transaction and the
+// orchestrator records the outcome afterwards (at-least-once).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "daemon/db_worker.hpp"
+
+namespace pgd::daemon {
+
+struct StepRequest {
+    std::string instance_id;
+    std::string stamp;
+    std::string node_id;
+    std::int64_t execution = 1;
+    std::string database;
+    std::string role;
+    std::string query;
+    int attempt = 1;
+    std::optional<std::string> finish;  // df._run_step's finish argument (JSON)
+};
+
+struct StepResult {
+    enum class Kind {
+        completed,             // recorded (extension db) or to be recorded (elsewhere)
+        failed,                // the step's SQL failed; recorded in the extension db
+        cancelled,             // df.cancel interrupted it; recorded
+        duplicate,             // already recorded by an earlier attempt
+        instance_not_running,  // the instance ended meanwhile; nothing ran
+        interrupted,           // nothing committed (query cancel, lost connection): run again or drop
+        connect_failed,        // could not connect as the role; nothing ran
+    };
+    Kind kind = Kind::interrupted;
+    std::string result;  // result JSON (completed, duplicate completed)
+    std::string error;   // failure text
+    std::string status;  // duplicate: the recorded status
+    bool recorded = true;  // false: the orchestrator must record the outcome
+};
+
+// Parses df._run_step's outcome JSON (exposed for unit tests).
+StepResult parse_run_step_outcome(const std::string &outcome);
+
+// Converts a server error text (libpqxx what()) to its primary message.
+std::string primary_message(const std::string &what);
+
+class Executor {
+public:
+    using Done = std::function<void(StepResult)>;
+
+    Executor(boost::asio::io_context &io, std::string base_conninfo);
+    ~Executor();
+    Executor(const Executor &) = delete;
+    Executor &operator=(const Executor &) = delete;
+
+    // extension_database: where df._run_step exists (pg_durable.database).
+    void configure(int max_connections, int acquire_timeout_seconds, std::string extension_database);
+    void set_secret(std::string secret) { secret_ = std::move(secret); }
+
+    // Runs a step when a connection is free; `done` runs on the io thread.
+    void run(StepRequest request, Done done);
+    // Interrupts the step (instance, stamp, node) if it is running (PQcancel
+    // through pg_cancel_backend on a separate session, off the io thread).
+    void cancel(const std::string &instance_id, const std::string &stamp, const std::string &node_id);
+    // Forgets queued steps (their callbacks never run) and closes every connection.
+    void stop();
+
+private:
+    struct Connection;
+    struct Waiter {
+        StepRequest request;
+        Done done;
+        std::unique_ptr<boost::asio::steady_timer> deadline;
+    };
+
+    void dispatch();
+    bool start_on_connection(Waiter &waiter);
+    void launch(std::shared_ptr<Connection> conn, StepRequest request, Done done);
+    void release(const std::shared_ptr<Connection> &conn, bool broken);
+    void on_deadline(Waiter *waiter);
+    std::string conninfo_for(const std::string &database, const std::string &role) const;
+
+    boost::asio::io_context &io_;
+    std::string base_conninfo_;
+    std::string extension_database_;
+    std::string secret_;
+    int max_connections_ = 10;
+    int acquire_timeout_seconds_ = 30;
+    std::vector<std::shared_ptr<Connection>> connections_;
+    std::deque<std::unique_ptr<Waiter>> waiting_;
+    std::unique_ptr<DbWorker> canceller_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace pgd::daemon

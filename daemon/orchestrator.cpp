@@ -1,0 +1,503 @@
+#include "daemon/orchestrator.hpp"
+
+#include <random>
+
+#include <boost/asio/post.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/graph.hpp"
+#include "daemon/logging.hpp"
+#include "daemon/store.hpp"
+#include "daemon/store_engine.hpp"
+
+namespace pgd::daemon {
+
+namespace {
+
+using durable::engine::Effects;
+using durable::engine::Outcome;
+using durable::engine::StepRun;
+
+std::shared_ptr<spdlog::logger> log() { return logger("orchestrator"); }
+
+constexpr int kMaxInterruptedAttempts = 5;
+
+// 32 random bytes from the OS, hex: the df._run_step secret.
+std::string random_secret() {
+    std::random_device device;
+    std::string hex;
+    for (int i = 0; i < 32; ++i) {
+        char buf[3];
+        std::snprintf(buf, sizeof buf, "%02x", static_cast<unsigned>(device() & 0xff));
+        hex += buf;
+    }
+    return hex;
+}
+
+durable::engine::TimePoint now() { return std::chrono::system_clock::now(); }
+
+}  // namespace
+
+struct Orchestrator::Instance {
+    store::LoadedInstance row;
+    std::unique_ptr<durable::engine::InstanceRun> run;
+    std::deque<Effects> queue;  // effects not yet carried out, in order
+    bool busy = false;          // a write batch is in flight
+    std::map<Key, std::unique_ptr<boost::asio::system_timer>> timers;
+    std::map<Key, durable::engine::SignalWait> waits;
+    bool delivering = false;
+    bool redeliver = false;
+};
+
+Orchestrator::Orchestrator(boost::asio::io_context &io, std::string conninfo)
+    : io_(io), conninfo_(std::move(conninfo)),
+      state_conn_(std::make_shared<std::unique_ptr<pqxx::connection>>()),
+      executor_(io, conninfo_) {}
+
+Orchestrator::~Orchestrator() { on_detached(); }
+
+template <class R>
+void Orchestrator::on_state(std::function<R(pqxx::connection &)> job, std::function<void(R)> then) {
+    if (!state_worker_) state_worker_ = std::make_unique<DbWorker>("state");
+    const auto generation = generation_;
+    auto conn_slot = state_conn_;
+    const std::string conninfo = conninfo_;
+    state_worker_->post([this, job = std::move(job), then = std::move(then), generation, conn_slot, conninfo]() {
+        std::optional<R> result;
+        std::string error;
+        try {
+            if (!*conn_slot) {
+                *conn_slot = std::make_unique<pqxx::connection>(conninfo);
+                store::prepare_session(**conn_slot);
+            }
+            result = job(**conn_slot);
+        } catch (const pqxx::broken_connection &e) {
+            conn_slot->reset();
+            error = e.what();
+        } catch (const std::exception &e) {
+            error = e.what();
+        }
+        boost::asio::post(io_, [this, then, generation, result = std::move(result), error]() mutable {
+            if (generation != generation_ || !attached_) return;
+            if (!result) {
+                log()->warn("bookkeeping failed, rescanning: {}", primary_message(error));
+                instances_.clear();
+                loading_.clear();
+                rescan();
+                return;
+            }
+            then(std::move(*result));
+        });
+    });
+}
+
+durable::engine::EngineSettings Orchestrator::engine_settings() const {
+    durable::engine::EngineSettings s;
+    s.loop_min_interval_ms = settings_.loop_min_interval_ms;
+    s.cron_timezone = settings_.cron_timezone;
+    return s;
+}
+
+void Orchestrator::on_settings(const ServerSettings &settings) {
+    settings_ = settings;
+    executor_.configure(settings.max_user_connections, settings.execution_acquire_timeout_s, settings.database);
+}
+
+void Orchestrator::on_attached(const AttachInfo &info) {
+    on_settings(info.settings);
+    attached_ = true;
+    const std::string secret = random_secret();
+    const std::string epoch = info.epoch_id;
+    on_state<bool>(
+        [secret, epoch](pqxx::connection &c) {
+            store::write_daemon_secret(c, secret, epoch);
+            return true;
+        },
+        [this, secret](bool) {
+            executor_.set_secret(secret);
+            rescan();
+        });
+}
+
+void Orchestrator::rescan() {
+    on_state<std::vector<std::string>>([](pqxx::connection &c) { return store::active_instance_ids(c); },
+                                       [this](std::vector<std::string> ids) {
+                                           log()->debug("rescan: {} active instance(s)", ids.size());
+                                           for (const auto &id : ids) load(id);
+                                       });
+}
+
+void Orchestrator::load(const std::string &id) {
+    if (instances_.count(id) || loading_.count(id)) return;
+    loading_.insert(id);
+    on_state<std::optional<store::LoadedInstance>>(
+        [id](pqxx::connection &c) { return store::load_instance(c, id); },
+        [this, id](std::optional<store::LoadedInstance> loaded) {
+            loading_.erase(id);
+            if (loaded && !instances_.count(id)) start_instance(std::move(*loaded));
+        });
+}
+
+void Orchestrator::start_instance(store::LoadedInstance loaded) {
+    const std::string id = loaded.id;
+    // Re-checks on load (SPEC §9).
+    std::optional<std::string> refusal;
+    if (!loaded.role_exists)
+        refusal = "Instance " + id + ": submitted_by role no longer exists in pg_roles";
+    else if (loaded.role_is_superuser && !settings_.enable_superuser_instances)
+        refusal = "pg_durable blocked instance " + id + ": submitted_by role \"" + loaded.submitted_by +
+                  "\" is a superuser, but pg_durable.enable_superuser_instances is off";
+    std::unique_ptr<durable::engine::InstanceRun> run;
+    if (!refusal) {
+        try {
+            durable::Graph graph = durable::load_stored(loaded.root_node, loaded.nodes);
+            durable::engine::InstanceInfo info{id, loaded.label, loaded.execution, loaded.vars};
+            run = std::make_unique<durable::engine::InstanceRun>(std::move(graph), std::move(info), engine_settings(),
+                                                                 loaded.history);
+        } catch (const std::exception &e) {
+            refusal = std::string("Invalid durable function graph: ") + e.what();
+        }
+    }
+    if (refusal) {
+        log()->info("failing instance {}: {}", id, *refusal);
+        const std::string error = *refusal;
+        on_state<bool>(
+            [id, error](pqxx::connection &c) {
+                store::fail_instance(c, id, error, std::nullopt);
+                return true;
+            },
+            [](bool) {});
+        return;
+    }
+    auto inst = std::make_unique<Instance>();
+    inst->row = std::move(loaded);
+    inst->run = std::move(run);
+    Instance &ref = *inst;
+    instances_[id] = std::move(inst);
+    log()->debug("instance {} {}", id, ref.row.status == "pending" ? "started" : "resumed");
+    push(ref, ref.run->start(now()));
+}
+
+Orchestrator::Instance *Orchestrator::find(const std::string &id) {
+    auto it = instances_.find(id);
+    return it == instances_.end() ? nullptr : it->second.get();
+}
+
+void Orchestrator::push(Instance &inst, Effects effects) {
+    inst.queue.push_back(std::move(effects));
+    pump(inst.row.id);
+}
+
+// Carries out queued effects one batch at a time: writes commit before the
+// batch's steps, timers and waits start.
+void Orchestrator::pump(const std::string &id) {
+    Instance *inst = find(id);
+    while (inst != nullptr && !inst->busy && !inst->queue.empty()) {
+        Effects effects = std::move(inst->queue.front());
+        inst->queue.pop_front();
+        for (const auto &[stamp, node] : effects.cancels) executor_.cancel(id, stamp, node);
+        for (const auto &[stamp, node] : effects.cancels) inst->timers.erase({stamp, node});
+        const bool writes = effects.has_writes() || !effects.mirrors.empty();
+        if (!writes) {
+            carry_out(*inst, std::move(effects));
+            inst = find(id);
+            continue;
+        }
+        inst->busy = true;
+        auto shared = std::make_shared<Effects>(std::move(effects));
+        const std::int64_t execution = inst->row.execution;
+        if (shared->instance && shared->instance->execution) inst->row.execution = *shared->instance->execution;
+        on_state<bool>(
+            [id, execution, shared](pqxx::connection &c) { return store::apply_effects(c, id, execution, *shared); },
+            [this, id, shared](bool live) {
+                Instance *target = find(id);
+                if (target == nullptr) return;
+                target->busy = false;
+                if (!live) {  // cancelled (or ended) meanwhile
+                    forget(id);
+                    return;
+                }
+                carry_out(*target, std::move(*shared));
+                pump(id);
+            });
+        return;
+    }
+}
+
+void Orchestrator::carry_out(Instance &inst, Effects effects) {
+    const std::string id = inst.row.id;
+    if (inst.run->finished() && effects.steps.empty()) {
+        log()->debug("instance {} finished", id);
+        forget(id);
+        return;
+    }
+    for (auto &step : effects.steps) run_step(inst, std::move(step), 1);
+    for (const auto &http : effects.http) run_http(inst, http);
+    for (const auto &timer : effects.timers) arm(inst, timer);
+    bool waits = false;
+    for (const auto &wait : effects.signal_waits) {
+        inst.waits[{wait.stamp, wait.node_id}] = wait;
+        waits = true;
+    }
+    if (waits) deliver_signals(id);
+}
+
+void Orchestrator::run_step(Instance &inst, StepRun step, int attempt) {
+    StepRequest request;
+    request.instance_id = inst.row.id;
+    request.stamp = step.stamp;
+    request.node_id = step.node_id;
+    request.execution = inst.row.execution;
+    request.database = inst.row.database;
+    request.role = inst.row.submitted_by;
+    request.query = step.query;
+    request.attempt = attempt;
+    if (step.completes_instance || !step.mirrors.empty()) {
+        nlohmann::ordered_json finish = nlohmann::ordered_json::object();
+        if (step.completes_instance) {
+            finish["instance"] = "completed";
+            finish["root_node_ids"] = step.completes_nodes;
+        }
+        nlohmann::ordered_json mirrors = nlohmann::ordered_json::array();
+        for (const auto &m : step.mirrors) {
+            nlohmann::ordered_json item{{"node_id", m.node_id}, {"stamp", m.stamp}, {"status", m.status}};
+            item["result"] = m.result ? nlohmann::ordered_json(*m.result) : nlohmann::ordered_json();
+            item["error"] = m.error ? nlohmann::ordered_json(*m.error) : nlohmann::ordered_json();
+            mirrors.push_back(std::move(item));
+        }
+        if (!mirrors.empty()) finish["mirrors"] = std::move(mirrors);
+        request.finish = finish.dump();
+    }
+    const std::string id = inst.row.id;
+    executor_.run(std::move(request), [this, id, step = std::move(step), attempt](StepResult result) {
+        on_step_result(id, step, attempt, std::move(result));
+    });
+}
+
+void Orchestrator::on_step_result(const std::string &id, const StepRun &step, int attempt, StepResult result) {
+    Instance *inst = find(id);
+    if (inst == nullptr) return;  // cancelled or detached meanwhile
+    using Kind = StepResult::Kind;
+    switch (result.kind) {
+    case Kind::completed:
+    case Kind::failed:
+    case Kind::connect_failed: {
+        Outcome outcome = result.kind == Kind::completed ? Outcome::completed(result.result)
+                                                         : Outcome::failed(result.error, step.node_id);
+        if (result.recorded) {
+            feed_step(id, step.stamp, step.node_id, std::move(outcome));
+            return;
+        }
+        // Not recorded by df._run_step (another database, no connection, no
+        // slot): record it, then move on.
+        durable::engine::ActivationWrite write;
+        write.stamp = step.stamp;
+        write.node_id = step.node_id;
+        write.status = result.kind == Kind::completed ? "completed" : "failed";
+        if (result.kind == Kind::completed)
+            write.result = result.result;
+        else
+            write.error = result.error;
+        write.started_at = now();
+        write.completed_at = now();
+        const std::int64_t execution = inst->row.execution;
+        on_state<bool>(
+            [id, execution, write](pqxx::connection &c) {
+                store::record_activation(c, id, execution, write);
+                return true;
+            },
+            [this, id, step, outcome](bool) { feed_step(id, step.stamp, step.node_id, outcome); });
+        return;
+    }
+    case Kind::duplicate:
+        if (result.status == "completed")
+            feed_step(id, step.stamp, step.node_id, Outcome::completed(result.result));
+        else
+            feed_step(id, step.stamp, step.node_id, Outcome::failed(result.error, step.node_id));
+        return;
+    case Kind::cancelled:
+    case Kind::instance_not_running:
+        forget(id);
+        return;
+    case Kind::interrupted:
+        if (attempt >= kMaxInterruptedAttempts) {
+            feed_step(id, step.stamp, step.node_id,
+                      Outcome::failed("SQL execution failed: " + result.error, step.node_id));
+            return;
+        }
+        // Nothing committed: a cancel aimed at this instance or a lost
+        // connection. Ask the database which, and run again if still live.
+        on_state<std::optional<store::InstanceState>>(
+            [id](pqxx::connection &c) { return store::instance_state(c, id); },
+            [this, id, step, attempt](std::optional<store::InstanceState> state) {
+                Instance *target = find(id);
+                if (target == nullptr) return;
+                if (!state || (state->status != "pending" && state->status != "running")) {
+                    forget(id);
+                    return;
+                }
+                run_step(*target, step, attempt + 1);
+            });
+        return;
+    }
+}
+
+void Orchestrator::feed_step(const std::string &id, const std::string &stamp, const std::string &node_id,
+                             Outcome outcome) {
+    Instance *inst = find(id);
+    if (inst == nullptr) return;
+    push(*inst, inst->run->on_step(stamp, node_id, outcome, now()));
+}
+
+// HTTP steps arrive with their own milestone; until then they fail clearly
+// instead of waiting forever.
+void Orchestrator::run_http(Instance &inst, const durable::engine::HttpRun &http) {
+    const std::string id = inst.row.id;
+    std::string url;
+    const auto config = nlohmann::ordered_json::parse(http.config, nullptr, false);
+    if (config.is_object() && config.contains("url") && config["url"].is_string()) url = config["url"];
+    const std::string error = "HTTP request failed: " + url + " - df.http steps are not supported by this daemon yet";
+    durable::engine::ActivationWrite write;
+    write.stamp = http.stamp;
+    write.node_id = http.node_id;
+    write.status = "failed";
+    write.error = error;
+    write.started_at = now();
+    write.completed_at = now();
+    const std::int64_t execution = inst.row.execution;
+    on_state<bool>(
+        [id, execution, write](pqxx::connection &c) {
+            store::record_activation(c, id, execution, write);
+            return true;
+        },
+        [this, id, http, error](bool) {
+            Instance *target = find(id);
+            if (target == nullptr) return;
+            push(*target, target->run->on_http(http.stamp, http.node_id, Outcome::failed(error, http.node_id), now()));
+        });
+}
+
+void Orchestrator::arm(Instance &inst, const durable::engine::TimerArm &timer) {
+    auto t = std::make_unique<boost::asio::system_timer>(io_, timer.wake_at);
+    const std::string id = inst.row.id;
+    const Key key{timer.stamp, timer.node_id};
+    t->async_wait([this, id, key](const boost::system::error_code &ec) {
+        if (ec) return;  // cancelled
+        Instance *target = find(id);
+        if (target == nullptr) return;
+        target->timers.erase(key);
+        target->waits.erase(key);  // a signal wait that timed out
+        push(*target, target->run->on_timer(key.first, key.second, now()));
+    });
+    inst.timers[key] = std::move(t);
+}
+
+// Hands queued signals to waiting SIGNAL nodes: per name, the earliest-started
+// wait takes the oldest signal (SPEC §13).
+void Orchestrator::deliver_signals(const std::string &id) {
+    Instance *inst = find(id);
+    if (inst == nullptr || inst->waits.empty()) return;
+    if (inst->delivering) {
+        inst->redeliver = true;
+        return;
+    }
+    // Per signal name, the earliest-started wait goes first.
+    std::vector<durable::engine::SignalWait> candidates;
+    std::set<std::string> names;
+    for (const auto &[key, wait] : inst->waits) names.insert(wait.signal_name);
+    for (const auto &name : names) {
+        const durable::engine::SignalWait *earliest = nullptr;
+        for (const auto &[key, wait] : inst->waits)
+            if (wait.signal_name == name && (earliest == nullptr || wait.started_at < earliest->started_at))
+                earliest = &wait;
+        candidates.push_back(*earliest);
+    }
+    inst->delivering = true;
+    inst->redeliver = false;
+    on_state<std::vector<std::pair<durable::engine::SignalWait, std::string>>>(
+        [id, candidates](pqxx::connection &c) {
+            std::vector<std::pair<durable::engine::SignalWait, std::string>> delivered;
+            for (const auto &wait : candidates)
+                if (auto result = store::consume_signal(c, id, wait.stamp, wait.node_id, wait.signal_name))
+                    delivered.emplace_back(wait, *result);
+            return delivered;
+        },
+        [this, id](std::vector<std::pair<durable::engine::SignalWait, std::string>> delivered) {
+            Instance *target = find(id);
+            if (target == nullptr) return;
+            target->delivering = false;
+            for (const auto &[wait, result] : delivered) {
+                const Key key{wait.stamp, wait.node_id};
+                target->waits.erase(key);
+                target->timers.erase(key);
+                push(*target, target->run->on_signal(wait.stamp, wait.node_id, result, now()));
+                target = find(id);
+                if (target == nullptr) return;
+            }
+            // More may be queued for the next waits in line.
+            if (!delivered.empty() || target->redeliver) deliver_signals(id);
+        });
+}
+
+// df.cancel committed: interrupt running steps at once, start nothing more.
+void Orchestrator::cancel_instance(const std::string &id) {
+    Instance *inst = find(id);
+    if (inst == nullptr) return;
+    const auto running = inst->run->running_steps();
+    for (const auto &[stamp, node] : running) executor_.cancel(id, stamp, node);
+    const std::int64_t execution = inst->row.execution;
+    forget(id);
+    if (running.empty()) return;
+    on_state<bool>(
+        [id, execution, running](pqxx::connection &c) {
+            const auto state = store::instance_state(c, id);
+            if (!state || state->status != "cancelled") return false;
+            store::record_cancelled(c, id, execution, running, "Cancelled: " + state->error.value_or(""));
+            return true;
+        },
+        [](bool) {});
+}
+
+void Orchestrator::forget(const std::string &id) { instances_.erase(id); }
+
+void Orchestrator::on_wakeup(const Wakeup &wakeup) {
+    if (!attached_) return;
+    switch (wakeup.kind) {
+    case WakeupKind::start:
+        load(wakeup.instance_id);
+        break;
+    case WakeupKind::signal:
+        if (find(wakeup.instance_id) != nullptr)
+            deliver_signals(wakeup.instance_id);
+        else
+            load(wakeup.instance_id);
+        break;
+    case WakeupKind::cancel:
+        cancel_instance(wakeup.instance_id);
+        break;
+    }
+}
+
+void Orchestrator::drain(std::function<void()> done) {
+    // Steps in flight either commit (recorded) or roll back (run again by the
+    // next daemon): nothing to wait for beyond dropping our state.
+    attached_ = false;
+    done();
+}
+
+void Orchestrator::on_detached() {
+    attached_ = false;
+    ++generation_;
+    instances_.clear();
+    loading_.clear();
+    executor_.stop();
+    // The state connection belongs to its worker: let the worker drop it.
+    if (state_worker_) {
+        auto slot = state_conn_;
+        state_worker_->post([slot]() { slot->reset(); });
+        state_worker_.reset();  // joins after the posted jobs
+    }
+}
+
+}  // namespace pgd::daemon

@@ -1,0 +1,84 @@
+// The orchestrator: runs every instance's graph while the daemon holds the
+// orchestrator lock (the WorkHandler of lifecycle.hpp).
+//
+// It lives on the io thread. Per instance it keeps an InstanceRun (the pure
+// interpreter) and carries out its Effects strictly in order: interrupt
+// cancelled steps, commit the writes (one transaction on the state
+// connection), then start steps, arm timers and register signal waits. The
+// state connection's DbWorker runs every bookkeeping transaction in order.
+// Nothing polls: NOTIFY wakes it, timers fire at due times, and a re-attach
+// (lost LISTEN connection) triggers a full rescan.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/system_timer.hpp>
+#include <pqxx/pqxx>
+
+#include "daemon/db_worker.hpp"
+#include "daemon/executor.hpp"
+#include "daemon/interpreter.hpp"
+#include "daemon/store_engine.hpp"
+#include "daemon/work.hpp"
+
+namespace pgd::daemon {
+
+class Orchestrator final : public WorkHandler {
+public:
+    Orchestrator(boost::asio::io_context &io, std::string conninfo);
+    ~Orchestrator() override;
+
+    void on_attached(const AttachInfo &info) override;
+    void on_wakeup(const Wakeup &wakeup) override;
+    void on_settings(const ServerSettings &settings) override;
+    void drain(std::function<void()> done) override;
+    void on_detached() override;
+
+private:
+    struct Instance;
+    using Key = durable::engine::RecordKey;
+
+    // Runs `job` on the state connection (connected lazily), then `then` on
+    // the io thread with its result; errors are logged and trigger a rescan.
+    template <class R>
+    void on_state(std::function<R(pqxx::connection &)> job, std::function<void(R)> then);
+
+    void rescan();
+    void load(const std::string &id);
+    void start_instance(store::LoadedInstance loaded);
+    void push(Instance &inst, durable::engine::Effects effects);
+    void pump(const std::string &id);
+    void carry_out(Instance &inst, durable::engine::Effects effects);
+    void run_step(Instance &inst, durable::engine::StepRun step, int attempt);
+    void on_step_result(const std::string &id, const durable::engine::StepRun &step, int attempt, StepResult result);
+    void feed_step(const std::string &id, const std::string &stamp, const std::string &node_id,
+                   durable::engine::Outcome outcome);
+    void run_http(Instance &inst, const durable::engine::HttpRun &http);
+    void arm(Instance &inst, const durable::engine::TimerArm &timer);
+    void deliver_signals(const std::string &id);
+    void cancel_instance(const std::string &id);
+    void forget(const std::string &id);
+    Instance *find(const std::string &id);
+    durable::engine::EngineSettings engine_settings() const;
+
+    boost::asio::io_context &io_;
+    std::string conninfo_;
+    std::unique_ptr<DbWorker> state_worker_;
+    std::shared_ptr<std::unique_ptr<pqxx::connection>> state_conn_;  // touched by state_worker_ jobs only
+    Executor executor_;
+    ServerSettings settings_;
+    bool attached_ = false;
+    std::uint64_t generation_ = 0;  // bumps on detach: late callbacks of an old attachment are dropped
+    std::map<std::string, std::unique_ptr<Instance>> instances_;
+    std::set<std::string> loading_;
+};
+
+}  // namespace pgd::daemon

@@ -1,0 +1,261 @@
+#include "daemon/store_engine.hpp"
+
+#include <chrono>
+
+namespace pgd::daemon::store {
+
+namespace {
+
+using durable::engine::ActivationWrite;
+using durable::engine::TimePoint;
+
+// Timestamps cross as microseconds since the Unix epoch (exact both ways).
+std::string micros(TimePoint t) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count());
+}
+std::optional<std::string> micros(const std::optional<TimePoint> &t) {
+    if (!t) return std::nullopt;
+    return micros(*t);
+}
+TimePoint from_micros(std::int64_t us) { return TimePoint{} + std::chrono::microseconds(us); }
+
+const char *opt(const std::optional<std::string> &value) { return value ? value->c_str() : nullptr; }
+
+constexpr const char *kTs = "('epoch'::timestamptz + %s * interval '1 microsecond')";
+
+std::string ts(const char *param) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, kTs, param);
+    return buf;
+}
+
+const std::string kUpsertActivation =
+    "INSERT INTO df._activations AS a (instance_id, stamp, node_id, execution, status, result, error, "
+    "started_at, completed_at, wake_at, updated_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, " + ts("$8::bigint") + ", " + ts("$9::bigint") + ", " +
+    ts("$10::bigint") + ", now()) "
+    "ON CONFLICT (instance_id, stamp, node_id) DO UPDATE SET "
+    "status = EXCLUDED.status, result = COALESCE(EXCLUDED.result, a.result), error = EXCLUDED.error, "
+    "started_at = COALESCE(a.started_at, EXCLUDED.started_at), completed_at = EXCLUDED.completed_at, "
+    "wake_at = COALESCE(EXCLUDED.wake_at, a.wake_at), updated_at = now() "
+    // A completed activation never changes (a late timeout after a signal, say).
+    "WHERE a.status <> 'completed'";
+
+// Leaf activations show on their df.nodes row too (LOOP checkpoints and RACE
+// decisions are bookkeeping, not node states).
+const std::string kMirrorLeaf =
+    "UPDATE df.nodes n SET status = $4, result = $5::json, error = $6, "
+    "started_at = COALESCE(" + ts("$7::bigint") + ", CASE WHEN $4 = 'running' THEN now() END, n.started_at), "
+    "completed_at = CASE WHEN $4 IN ('completed', 'failed', 'cancelled') THEN now() END, "
+    "attempts = GREATEST(n.attempts, 1), status_details = jsonb_build_object('execution_id', $3::text), "
+    "updated_at = now() "
+    "WHERE n.instance_id = $1 AND n.id = $2 AND n.node_type IN ('SQL', 'HTTP', 'SLEEP', 'WAIT_SCHEDULE', 'SIGNAL')";
+
+const std::string kMirrorNode =
+    "UPDATE df.nodes SET status = $4, result = $5::json, error = $6, "
+    "started_at = COALESCE(started_at, now()), "
+    "completed_at = CASE WHEN $4 IN ('completed', 'failed', 'cancelled') THEN now() END, "
+    "status_details = jsonb_build_object('execution_id', $3::text), updated_at = now() "
+    "WHERE instance_id = $1 AND id = $2";
+
+void upsert_activation(pqxx::work &tx, const std::string &instance_id, std::int64_t execution,
+                       const ActivationWrite &w) {
+    const auto started = micros(w.started_at);
+    const auto completed = micros(w.completed_at);
+    const auto wake = micros(w.wake_at);
+    tx.exec_params(kUpsertActivation, instance_id, w.stamp, w.node_id, execution, w.status, opt(w.result),
+                   opt(w.error), opt(started), opt(completed), opt(wake));
+    tx.exec_params(kMirrorLeaf, instance_id, w.node_id, w.stamp, w.status, opt(w.result), opt(w.error),
+                   opt(started));
+}
+
+// Locks the instance row (the one lock order: instance first) and tells
+// whether it still runs.
+bool lock_live_instance(pqxx::work &tx, const std::string &instance_id) {
+    const auto rows = tx.exec_params("SELECT status FROM df.instances WHERE id = $1 FOR UPDATE", instance_id);
+    if (rows.empty()) return false;
+    const auto status = rows[0][0].as<std::string>();
+    return status == "pending" || status == "running";
+}
+
+}  // namespace
+
+std::vector<std::string> active_instance_ids(pqxx::connection &conn) {
+    pqxx::read_transaction tx(conn);
+    std::vector<std::string> ids;
+    for (const auto &row :
+         tx.exec("SELECT id FROM df.instances WHERE status IN ('pending', 'running') ORDER BY created_at, id"))
+        ids.push_back(row[0].as<std::string>());
+    return ids;
+}
+
+std::optional<LoadedInstance> load_instance(pqxx::connection &conn, const std::string &id) {
+    pqxx::read_transaction tx(conn);
+    const auto head = tx.exec_params(
+        "SELECT i.status, i.label, i.root_node, i.database, i.execution_count, "
+        "       COALESCE(r.rolname, ''), i.submitted_by::oid::bigint, r.oid IS NOT NULL, COALESCE(r.rolsuper, false) "
+        "FROM df.instances i LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by "
+        "WHERE i.id = $1 AND i.status IN ('pending', 'running')",
+        id);
+    if (head.empty()) return std::nullopt;
+    LoadedInstance inst;
+    inst.id = id;
+    const auto &h = head[0];
+    inst.status = h[0].as<std::string>();
+    if (!h[1].is_null()) inst.label = h[1].as<std::string>();
+    inst.root_node = h[2].as<std::string>();
+    inst.database = h[3].as<std::string>();
+    inst.execution = h[4].as<std::int64_t>();
+    inst.submitted_by = h[5].as<std::string>();
+    inst.submitted_by_oid = h[6].as<std::int64_t>();
+    inst.role_exists = h[7].as<bool>();
+    inst.role_is_superuser = h[8].as<bool>();
+
+    for (const auto &row : tx.exec_params(
+             "SELECT id, node_type, query, result_name, left_node, right_node FROM df.nodes WHERE instance_id = $1",
+             id)) {
+        durable::StoredNode node;
+        node.id = row[0].as<std::string>();
+        node.node_type = row[1].as<std::string>();
+        if (!row[2].is_null()) node.query = row[2].as<std::string>();
+        if (!row[3].is_null()) node.result_name = row[3].as<std::string>();
+        if (!row[4].is_null()) node.left_node = row[4].as<std::string>();
+        if (!row[5].is_null()) node.right_node = row[5].as<std::string>();
+        inst.nodes.push_back(std::move(node));
+    }
+    for (const auto &row : tx.exec_params("SELECT name, value FROM df._instance_vars WHERE instance_id = $1", id))
+        inst.vars[row[0].as<std::string>()] = row[1].is_null() ? "" : row[1].as<std::string>();
+    for (const auto &row : tx.exec_params(
+             "SELECT stamp, node_id, status, result, error, "
+             "       (extract(epoch FROM started_at) * 1000000)::bigint, "
+             "       (extract(epoch FROM wake_at) * 1000000)::bigint "
+             "FROM df._activations WHERE instance_id = $1 AND execution = $2",
+             id, inst.execution)) {
+        durable::engine::Record rec;
+        rec.status = row[2].as<std::string>();
+        if (!row[3].is_null()) rec.result = row[3].as<std::string>();
+        if (!row[4].is_null()) rec.error = row[4].as<std::string>();
+        if (!row[5].is_null()) rec.started_at = from_micros(row[5].as<std::int64_t>());
+        if (!row[6].is_null()) rec.wake_at = from_micros(row[6].as<std::int64_t>());
+        inst.history[{row[0].as<std::string>(), row[1].as<std::string>()}] = std::move(rec);
+    }
+    return inst;
+}
+
+void write_daemon_secret(pqxx::connection &conn, const std::string &secret, const std::string &epoch_id) {
+    pqxx::work tx(conn);
+    tx.exec_params(
+        "INSERT INTO df._daemon_secret (singleton, secret, epoch_id, updated_at) VALUES (true, $1, $2::uuid, now()) "
+        "ON CONFLICT (singleton) DO UPDATE SET secret = EXCLUDED.secret, epoch_id = EXCLUDED.epoch_id, "
+        "updated_at = now()",
+        secret, epoch_id);
+    tx.commit();
+}
+
+bool apply_effects(pqxx::connection &conn, const std::string &instance_id, std::int64_t execution,
+                   const durable::engine::Effects &effects) {
+    pqxx::work tx(conn);
+    if (!lock_live_instance(tx, instance_id)) return false;  // rolls back: nothing written
+    tx.exec_params("UPDATE df.instances SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'pending'",
+                   instance_id);
+    std::int64_t current_execution = execution;
+    if (effects.instance && effects.instance->execution) {
+        // A root loop went on: the new execution's rows carry its number.
+        current_execution = *effects.instance->execution;
+        tx.exec_params("UPDATE df.instances SET execution_count = $2, updated_at = now() WHERE id = $1",
+                       instance_id, current_execution);
+    }
+    for (const auto &w : effects.activations) {
+        const bool new_execution_row = effects.instance && effects.instance->execution &&
+                                       w.stamp == instance_id + "::" + std::to_string(current_execution);
+        upsert_activation(tx, instance_id, new_execution_row ? current_execution : execution, w);
+    }
+    for (const auto &m : effects.mirrors)
+        tx.exec_params(kMirrorNode, instance_id, m.node_id, m.stamp, m.status, opt(m.result), opt(m.error));
+    if (effects.instance) {
+        const auto &iw = *effects.instance;
+        if (iw.status == "completed") {
+            tx.exec_params("UPDATE df.instances SET status = 'completed', completed_at = now(), updated_at = now() "
+                           "WHERE id = $1",
+                           instance_id);
+        } else if (iw.status == "failed") {
+            tx.exec_params("UPDATE df.instances SET status = 'failed', error = $2, error_node = $3, updated_at = now() "
+                           "WHERE id = $1",
+                           instance_id, opt(iw.error), opt(iw.error_node));
+        }
+        if (iw.status == "completed" || iw.status == "failed")
+            tx.exec_params("DELETE FROM df._signals WHERE instance_id = $1", instance_id);
+    }
+    tx.commit();
+    return true;
+}
+
+void fail_instance(pqxx::connection &conn, const std::string &instance_id, const std::string &error,
+                   const std::optional<std::string> &error_node) {
+    pqxx::work tx(conn);
+    if (!lock_live_instance(tx, instance_id)) return;
+    tx.exec_params("UPDATE df.instances SET status = 'failed', error = $2, error_node = $3, updated_at = now() "
+                   "WHERE id = $1",
+                   instance_id, error, opt(error_node));
+    tx.exec_params("DELETE FROM df._signals WHERE instance_id = $1", instance_id);
+    tx.commit();
+}
+
+void record_activation(pqxx::connection &conn, const std::string &instance_id, std::int64_t execution,
+                       const ActivationWrite &write) {
+    pqxx::work tx(conn);
+    if (!lock_live_instance(tx, instance_id)) return;
+    upsert_activation(tx, instance_id, execution, write);
+    tx.commit();
+}
+
+std::optional<std::string> consume_signal(pqxx::connection &conn, const std::string &instance_id,
+                                          const std::string &stamp, const std::string &node_id,
+                                          const std::string &signal_name) {
+    pqxx::work tx(conn);
+    if (!lock_live_instance(tx, instance_id)) return std::nullopt;
+    const auto taken = tx.exec_params(
+        "DELETE FROM df._signals WHERE seq = (SELECT seq FROM df._signals WHERE instance_id = $1 AND signal_name = $2 "
+        "ORDER BY seq LIMIT 1) RETURNING payload",
+        instance_id, signal_name);
+    if (taken.empty()) return std::nullopt;
+    // The SIGNAL result (SPEC §10.9); the payload is stored as JSON text.
+    const auto updated = tx.exec_params(
+        "UPDATE df._activations SET status = 'completed', "
+        "  result = format('{\"signal_name\":%s,\"timed_out\":false,\"data\":%s}', to_json($4::text)::text, $5::text), "
+        "  completed_at = now(), updated_at = now() "
+        "WHERE instance_id = $1 AND stamp = $2 AND node_id = $3 AND status = 'running' RETURNING result",
+        instance_id, stamp, node_id, signal_name, taken[0][0].as<std::string>());
+    if (updated.size() != 1) return std::nullopt;  // rolls back: the signal stays queued
+    const std::string result = updated[0][0].as<std::string>();
+    tx.exec_params(kMirrorLeaf, instance_id, node_id, stamp, "completed", result, nullptr, nullptr);
+    tx.commit();
+    return result;
+}
+
+std::optional<InstanceState> instance_state(pqxx::connection &conn, const std::string &instance_id) {
+    pqxx::read_transaction tx(conn);
+    const auto rows = tx.exec_params("SELECT status, error FROM df.instances WHERE id = $1", instance_id);
+    if (rows.empty()) return std::nullopt;
+    InstanceState state;
+    state.status = rows[0][0].as<std::string>();
+    if (!rows[0][1].is_null()) state.error = rows[0][1].as<std::string>();
+    return state;
+}
+
+void record_cancelled(pqxx::connection &conn, const std::string &instance_id, std::int64_t execution,
+                      const std::vector<durable::engine::RecordKey> &steps, const std::string &error) {
+    pqxx::work tx(conn);
+    for (const auto &[stamp, node_id] : steps) {
+        ActivationWrite w;
+        w.stamp = stamp;
+        w.node_id = node_id;
+        w.status = "cancelled";
+        w.error = error;
+        w.completed_at = std::chrono::system_clock::now();
+        upsert_activation(tx, instance_id, execution, w);
+    }
+    tx.commit();
+}
+
+}  // namespace pgd::daemon::store

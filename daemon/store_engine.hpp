@@ -1,0 +1,81 @@
+// The engine's half of the store module (store.hpp holds the attach SQL):
+// every statement the orchestrator runs on df tables for loading instances,
+// recording effects and consuming signals. Blocking libpqxx calls: run them
+// only on a DbWorker thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "common/graph.hpp"
+#include "daemon/interpreter.hpp"
+
+namespace pgd::daemon::store {
+
+// An instance as the orchestrator needs it to (re)start its graph.
+struct LoadedInstance {
+    std::string id;
+    std::string status;
+    std::optional<std::string> label;
+    std::string root_node;
+    std::string database;
+    std::string submitted_by;   // role name ('' when the role was dropped)
+    std::int64_t submitted_by_oid = 0;
+    bool role_exists = true;
+    bool role_is_superuser = false;
+    std::int64_t execution = 1;
+    std::vector<durable::StoredNode> nodes;
+    std::map<std::string, std::string> vars;
+    durable::engine::History history;  // activations of the current execution
+};
+
+// Ids of pending and running instances, oldest first.
+std::vector<std::string> active_instance_ids(pqxx::connection &conn);
+
+// Everything about one pending or running instance; nullopt when it is gone
+// or already terminal.
+std::optional<LoadedInstance> load_instance(pqxx::connection &conn, const std::string &id);
+
+// The active daemon's secret (df._daemon_secret): df._run_step refuses other
+// callers; a daemon taking over rotates it, fencing its predecessor.
+void write_daemon_secret(pqxx::connection &conn, const std::string &secret, const std::string &epoch_id);
+
+// Commits one batch of interpreter writes for an instance in one
+// transaction (instance row locked first). Returns false, writing nothing,
+// when the instance is no longer pending or running (cancelled meanwhile).
+bool apply_effects(pqxx::connection &conn, const std::string &instance_id, std::int64_t execution,
+                   const durable::engine::Effects &effects);
+
+// Fails an instance that cannot run at all (dropped role, superuser, broken graph).
+void fail_instance(pqxx::connection &conn, const std::string &instance_id, const std::string &error,
+                   const std::optional<std::string> &error_node);
+
+// Records one activation outside a step transaction (a connection failure,
+// a step in another database, an HTTP step), then the instance's batch.
+void record_activation(pqxx::connection &conn, const std::string &instance_id, std::int64_t execution,
+                       const durable::engine::ActivationWrite &write);
+
+// Hands the oldest queued signal `signal_name` of the instance to the wait
+// (stamp, node_id): deletes it and completes the wait in one transaction.
+// Returns the SIGNAL result, or nullopt when nothing is queued.
+std::optional<std::string> consume_signal(pqxx::connection &conn, const std::string &instance_id,
+                                          const std::string &stamp, const std::string &node_id,
+                                          const std::string &signal_name);
+
+// The instance's status and error (cancel reason), nullopt when gone.
+struct InstanceState {
+    std::string status;
+    std::optional<std::string> error;
+};
+std::optional<InstanceState> instance_state(pqxx::connection &conn, const std::string &instance_id);
+
+// Marks the activations of a cancelled instance's interrupted steps.
+void record_cancelled(pqxx::connection &conn, const std::string &instance_id, std::int64_t execution,
+                      const std::vector<durable::engine::RecordKey> &steps, const std::string &error);
+
+}  // namespace pgd::daemon::store
