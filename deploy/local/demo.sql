@@ -11,6 +11,28 @@
 
 SELECT current_user AS "running as", df.version() AS "pg_durable";
 
+-- demo_wait waits for an instance with df.await_instance and says how it
+-- went; on timeout (e.g. no daemon attached: the instance stays pending and
+-- starts as soon as one attaches) it says so instead of failing.
+CREATE FUNCTION pg_temp.demo_wait(p_id text, p_timeout int) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN format('instance %s finished: %s', p_id, df.await_instance(p_id, p_timeout));
+EXCEPTION
+    WHEN undefined_function THEN
+        RETURN format('df.await_instance is not in this build; instance %s is %s',
+                      p_id, df.status(p_id));
+    WHEN others THEN
+        IF SQLERRM LIKE 'Timeout after%' THEN
+            RETURN format('instance %s is still %s after %s s%s', p_id, df.status(p_id), p_timeout,
+                          CASE WHEN df.status(p_id) = 'pending'
+                               THEN ': no daemon has picked it up yet (see docs/OPERATIONS.md, Troubleshooting)'
+                               ELSE '' END);
+        END IF;
+        RAISE;
+END
+$$;
+
 \echo
 \echo '== 1. df.explain of a workflow (dry run, nothing is started) =='
 \echo '   ''SELECT 1'' |=> ''a'' ~> df.sleep(5) ~> (''SELECT $a > 0'' ?> ''SELECT 1'' !> ''SELECT 2'')'
@@ -26,35 +48,21 @@ SELECT df.start('SELECT count(*) AS users FROM playground.users', 'demo') AS id 
 SELECT :'id' AS instance_id, df.status(:'id') AS status;
 
 -- ==========================================================================
--- WORKFLOW RESULT -- milestone "engine": this part shows the outcome once the
--- daemon executes workflows. It waits up to :demo_timeout seconds with
--- df.await_instance, then prints df.result. Without a working daemon it says
--- the instance is still pending instead of failing (it starts as soon as a
--- daemon attaches; see docs/OPERATIONS.md, Troubleshooting).
+-- WORKFLOW RESULTS (the daemon's engine runs them): wait up to :demo_timeout
+-- seconds with df.await_instance, then show df.result / df.explain.
 -- ==========================================================================
 \echo
-\echo '== 3. waiting for the daemon to run it (df.await_instance, up to' :demo_timeout 's) =='
-SELECT set_config('pg_durable_demo.id', :'id', false),
-       set_config('pg_durable_demo.timeout', :'demo_timeout', false) \g /dev/null
-DO $$
-DECLARE
-    v_id      text := current_setting('pg_durable_demo.id');
-    v_timeout int  := current_setting('pg_durable_demo.timeout')::int;
-    v_status  text;
-BEGIN
-    v_status := df.await_instance(v_id, v_timeout);
-    RAISE NOTICE 'instance % finished: %', v_id, v_status;
-EXCEPTION
-    WHEN undefined_function THEN
-        RAISE NOTICE 'df.await_instance is not in this build yet; instance % is %',
-            v_id, df.status(v_id);
-    WHEN others THEN
-        IF SQLERRM LIKE 'Timeout after%' THEN
-            RAISE NOTICE 'instance % is still % after % s: no daemon has run it yet (it will start once one attaches)',
-                v_id, df.status(v_id), v_timeout;
-        ELSE
-            RAISE;
-        END IF;
-END
-$$;
+\echo '== 3. the daemon runs it: df.await_instance (up to' :demo_timeout 's), df.result =='
+SELECT pg_temp.demo_wait(:'id', :demo_timeout) AS await;
 SELECT df.status(:'id') AS status, df.result(:'id') AS result;
+
+\echo
+\echo '== 4. the workflow of step 1, run for real (a durable 5 s sleep, then the IF) =='
+SELECT df.start('SELECT 1' |=> 'a' ~> df.sleep(5) ~> ('SELECT $a > 0' ?> 'SELECT 1' !> 'SELECT 2'),
+                'demo-flow') AS flow \gset
+SELECT pg_temp.demo_wait(:'flow', :demo_timeout) AS await;
+\pset format unaligned
+\pset tuples_only on
+SELECT df.explain(:'flow');
+\pset tuples_only off
+\pset format aligned
