@@ -6,7 +6,7 @@ BUILD ?= build
 JOBS  ?= $(shell nproc)
 SUDO  := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps configure build install test run stop psql clean
+.PHONY: all deps configure build install test run stop psql clean bench
 
 all: build
 
@@ -25,6 +25,10 @@ install: build
 
 test: install
 	cd $(BUILD) && ctest --output-on-failure
+
+# Performance yardsticks on a throw-away cluster (bench/BENCHMARKS.md); not a test.
+bench: install
+	bash bench/run.sh --quick
 
 run: install
 	@bash deploy/local/run.sh

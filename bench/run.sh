@@ -1,0 +1,422 @@
+#!/usr/bin/env bash
+# bench/run.sh [--quick] — pg_durable performance yardsticks (DESIGN.md §6)
+# against a baseline measured in the same run, on a throw-away cluster.
+#
+#   make bench                 (= make install && bash bench/run.sh --quick)
+#   bash bench/run.sh          full mode (longer runs, more samples)
+#
+# One run: initdb a fresh cluster in a mktemp directory (own port and socket,
+# as the postgres OS user when run as root), fsync = on and
+# synchronous_commit = on for pgbench and the engine alike, pg_durable
+# preloaded with launch_daemon = off, and pg_durable_daemon started by this
+# script. Phases:
+#   1. baseline: pgbench, custom script INSERT INTO bench_t VALUES (1),
+#      1 client and 8 clients (commits/s)
+#   2. dispatch latency: commit of df.start (the submitter's clock_timestamp()
+#      right after COMMIT returned) -> clock_timestamp() inside the first step;
+#      one instance at a time; p50/p99
+#   3. chain: one instance of N trivial inserts joined by ~>; steps/s between
+#      the first and the last step, and from df.start's commit to completion
+#   4. throughput: 8 closed-loop submitters (pgbench -c 8) each starting a
+#      one-step instance and waiting until its step committed; instances/s
+# Each engine phase also counts write transactions (next-xid delta) per step
+# or instance. Server and daemon are always stopped and the directory removed
+# at the end, even on failure (PGD_KEEP_BENCH=1 keeps the directory).
+#
+# Environment: PGD_DAEMON=/path/to/pg_durable_daemon (default: PostgreSQL's
+# bindir, else build*/daemon/), PGD_BENCH_LOG_LEVEL (daemon, default info).
+set -euo pipefail
+
+MODE=full
+for arg in "$@"; do
+  case "$arg" in
+    --quick) MODE=quick ;;
+    --full) MODE=full ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench/run.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$MODE" = quick ]; then
+  PGBENCH_T=8; DISPATCH_N=200; CHAIN_STEPS=200; CHAIN_RUNS=2; TP_T=10
+else
+  PGBENCH_T=30; DISPATCH_N=1000; CHAIN_STEPS=200; CHAIN_RUNS=5; TP_T=30
+fi
+DISPATCH_WARMUP=10
+# Overrides, for trying things out: PGD_BENCH_PGBENCH_T, PGD_BENCH_DISPATCH_N,
+# PGD_BENCH_CHAIN_STEPS, PGD_BENCH_CHAIN_RUNS, PGD_BENCH_TP_T.
+PGBENCH_T="${PGD_BENCH_PGBENCH_T:-$PGBENCH_T}"
+DISPATCH_N="${PGD_BENCH_DISPATCH_N:-$DISPATCH_N}"
+CHAIN_STEPS="${PGD_BENCH_CHAIN_STEPS:-$CHAIN_STEPS}"
+CHAIN_RUNS="${PGD_BENCH_CHAIN_RUNS:-$CHAIN_RUNS}"
+TP_T="${PGD_BENCH_TP_T:-$TP_T}"
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+ROOT="$(cd "$HERE/.." && pwd -P)"
+if [ -x /usr/lib/postgresql/15/bin/pg_config ]; then
+  BINDIR="$(/usr/lib/postgresql/15/bin/pg_config --bindir)"
+else
+  BINDIR="$(pg_config --bindir)"
+fi
+PKGLIBDIR="$("$BINDIR/pg_config" --pkglibdir)"
+
+say()  { printf '==> %s\n' "$*" >&2; }
+die()  { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- preflight
+for tool in initdb pg_ctl psql pgbench; do
+  [ -x "$BINDIR/$tool" ] || die "$BINDIR/$tool not found (PostgreSQL 15 server and client packages)"
+done
+[ -f "$PKGLIBDIR/pg_durable.so" ] || die "$PKGLIBDIR/pg_durable.so is not installed (make install)"
+DAEMON="${PGD_DAEMON:-}"
+if [ -z "$DAEMON" ]; then
+  if [ -x "$BINDIR/pg_durable_daemon" ]; then
+    DAEMON="$BINDIR/pg_durable_daemon"
+  else
+    DAEMON="$(ls -t "$ROOT"/build*/daemon/pg_durable_daemon 2>/dev/null | head -n1 || true)"
+  fi
+fi
+[ -n "$DAEMON" ] && [ -x "$DAEMON" ] || die "pg_durable_daemon not found (make install, or PGD_DAEMON=...)"
+
+if [ "$(id -u)" -eq 0 ]; then
+  id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' OS user"
+  as_pg() { (cd / && runuser -u postgres -- "$@"); }
+  SUPERUSER=postgres
+else
+  as_pg() { (cd / && "$@"); }
+  SUPERUSER="$(id -un)"
+fi
+
+# ------------------------------------------------------ throw-away cluster
+DIR="$(mktemp -d /tmp/pgd-bench-XXXXXX)"
+[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$DIR"
+chmod 755 "$DIR"
+DATA="$DIR/data"
+SERVER_LOG="$DIR/server.log"
+DAEMON_LOG="$DIR/daemon.log"
+DAEMON_PID=""
+SERVER_UP=0
+
+cleanup() {
+  local rc=$?
+  set +e
+  if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+    kill -TERM "$DAEMON_PID" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$DAEMON_PID" 2>/dev/null && kill -KILL "$DAEMON_PID" 2>/dev/null
+    wait "$DAEMON_PID" 2>/dev/null
+  fi
+  if [ "$SERVER_UP" = 1 ]; then
+    as_pg "$BINDIR/pg_ctl" -D "$DATA" -w -t 60 -m immediate stop >/dev/null 2>&1 ||
+      echo "bench: WARNING: pg_ctl stop failed; cluster in $DIR" >&2
+  fi
+  if [ "$rc" -ne 0 ]; then
+    echo "bench: FAILED (exit $rc). Last lines of the server and daemon logs:" >&2
+    tail -n 15 "$SERVER_LOG" >&2 2>/dev/null
+    tail -n 15 "$DAEMON_LOG" >&2 2>/dev/null
+  fi
+  if [ "${PGD_KEEP_BENCH:-0}" = 1 ]; then
+    echo "bench: kept $DIR" >&2
+  else
+    rm -rf "$DIR"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A free port (the port also names the socket file in $DIR).
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+        echo $((20000 + RANDOM % 20000)))"
+
+say "cluster in $DIR (port $PORT), mode $MODE"
+as_pg "$BINDIR/initdb" -D "$DATA" -A trust -U "$SUPERUSER" -E UTF8 --locale=C --no-instructions >"$DIR/initdb.log" 2>&1 ||
+  { cat "$DIR/initdb.log" >&2; die "initdb failed"; }
+as_pg tee -a "$DATA/postgresql.conf" >/dev/null <<EOF
+
+# pg_durable benchmark cluster (bench/run.sh): durable commits, as in production
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$DIR'
+max_connections = 100
+fsync = on
+synchronous_commit = on
+full_page_writes = on
+shared_preload_libraries = 'pg_durable'
+pg_durable.database = 'postgres'
+pg_durable.launch_daemon = off
+pg_durable.max_user_connections = 10
+log_line_prefix = '%m [%p] %u %a '
+log_checkpoints = off
+# no background writes in the commit counts (pg_walinspect); runs are minutes long
+autovacuum = off
+EOF
+as_pg "$BINDIR/pg_ctl" -D "$DATA" -l "$SERVER_LOG" -w -t 60 start >/dev/null || die "pg_ctl start failed"
+SERVER_UP=1
+
+CONN=(-h "$DIR" -p "$PORT" -d postgres)
+psql_su()    { "$BINDIR/psql" "${CONN[@]}" -U "$SUPERUSER" -X -q -v ON_ERROR_STOP=1 "$@"; }
+psql_bench() { "$BINDIR/psql" "${CONN[@]}" -U bench -X -q -v ON_ERROR_STOP=1 "$@"; }
+val()        { psql_su -At -c "$1"; }
+
+psql_su -c "CREATE EXTENSION pg_durable" >/dev/null
+psql_su -f "$HERE/setup.sql" >/dev/null
+
+SERVER_VERSION="$(val "SHOW server_version")"
+SETTINGS="$(val "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings
+                 WHERE name IN ('fsync','synchronous_commit','wal_sync_method','full_page_writes','shared_buffers')")"
+
+# --------------------------------------------------------------- baseline
+# pgbench_tps CLIENTS: commits/s of the one-insert script (no vacuum, no init).
+pgbench_tps() {
+  local clients="$1" jobs=1 out
+  [ "$clients" -gt 1 ] && jobs=2
+  out="$("$BINDIR/pgbench" "${CONN[@]}" -U "$SUPERUSER" -n -f "$HERE/pgbench_insert.sql" \
+          -c "$clients" -j "$jobs" -T "$PGBENCH_T" 2>&1)" || { echo "$out" >&2; die "pgbench failed"; }
+  echo "$out" | awk '/^tps = / { print $3; exit }'
+}
+say "baseline: pgbench 1 client, ${PGBENCH_T}s"
+TPS1="$(pgbench_tps 1)"
+say "baseline: pgbench 8 clients, ${PGBENCH_T}s"
+TPS8="$(pgbench_tps 8)"
+
+# ------------------------------------------------------------------ daemon
+DAEMON_STARTS=0
+start_daemon() {
+  DAEMON_STARTS=$((DAEMON_STARTS + 1))
+  TZ=UTC "$DAEMON" --conninfo "host=$DIR port=$PORT dbname=postgres user=$SUPERUSER" \
+    --log-level "${1:-${PGD_BENCH_LOG_LEVEL:-info}}" >>"$DAEMON_LOG" 2>&1 &
+  DAEMON_PID=$!
+  for _ in $(seq 300); do
+    kill -0 "$DAEMON_PID" 2>/dev/null || die "the daemon exited at start: $(tail -n 5 "$DAEMON_LOG")"
+    [ "$(val "SELECT count(*) FROM df._daemon_secret WHERE updated_at >= now() - interval '60 s'" 2>/dev/null || echo 0)" -gt 0 ] &&
+      return 0
+    sleep 0.1
+  done
+  die "the daemon did not attach within 30 s"
+}
+# daemon_check PHASE: notes (and restarts) a daemon that died during PHASE.
+DAEMON_DEATHS=""
+daemon_check() {
+  local status
+  if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+    wait "$DAEMON_PID" 2>/dev/null && status=0 || status=$?
+    [ "$status" -gt 128 ] && status="signal $((status - 128))" || status="exit $status"
+    DAEMON_DEATHS="$DAEMON_DEATHS daemon died during $1 ($status);"
+    echo "bench: WARNING: the daemon died during $1 ($status); restarting it" >&2
+    DAEMON_PID=""
+    start_daemon
+    return 1
+  fi
+  return 0
+}
+say "starting $DAEMON"
+: >"$DAEMON_LOG"
+start_daemon
+
+# wait_idle: every instance terminal (deadline 60 s); false if not.
+wait_idle() {
+  local left
+  for _ in $(seq 600); do
+    left="$(val "SELECT count(*) FROM df.instances WHERE status IN ('pending','running')")"
+    [ "$left" = 0 ] && return 0
+    sleep 0.1
+  done
+  echo "bench: WARNING: $left instance(s) still not terminal after 60 s" >&2
+  return 1
+}
+
+# percentile FILE P: nearest-rank percentile of the numbers in FILE.
+percentile() {
+  sort -g "$1" | awk -v p="$2" '{ v[NR] = $1 } END { i = int(NR * p / 100 + 0.999999); if (i < 1) i = 1; printf "%.2f", v[i] }'
+}
+lsn() { val "SELECT bench_wal_lsn()"; }
+# commits_between A B N: "commits/N walbytes/N" of the WAL between A and B.
+commits_between() {
+  val "SELECT round(commits::numeric / $3, 2) || ' ' || round(wal_bytes / $3) FROM bench_commits('$1', '$2')"
+}
+FAILURES=""
+fail() { FAILURES="$FAILURES $1;"; echo "bench: WARNING: $1" >&2; }
+
+# --------------------------------------------------------- dispatch latency
+say "dispatch latency: $DISPATCH_N one-step instances, one at a time (+$DISPATCH_WARMUP warm-up)"
+STEP_LAT="'INSERT INTO bench_lat (id, started) VALUES (''{sys_instance_id}'', clock_timestamp())'"
+gen_dispatch() {
+  local n="$1"
+  for _ in $(seq "$n"); do
+    echo "SELECT df.start($STEP_LAT, 'dispatch') AS id \\gset"
+    echo "SELECT bench_wait(:'id', clock_timestamp(), 15);"
+  done
+}
+D_P50=n/a D_P99=n/a D_MAX=n/a D_COMMITS="n/a n/a"
+dispatch_phase() {
+  local a b
+  gen_dispatch "$DISPATCH_WARMUP" | psql_bench -At >/dev/null || return 1
+  a="$(lsn)"
+  gen_dispatch "$DISPATCH_N" | psql_bench -At >"$DIR/dispatch.txt" || return 1
+  b="$(lsn)"
+  wait_idle || return 1
+  [ "$(wc -l <"$DIR/dispatch.txt")" -eq "$DISPATCH_N" ] || return 1
+  D_P50="$(percentile "$DIR/dispatch.txt" 50)"
+  D_P99="$(percentile "$DIR/dispatch.txt" 99)"
+  D_MAX="$(percentile "$DIR/dispatch.txt" 100)"
+  D_COMMITS="$(commits_between "$a" "$b" "$DISPATCH_N")"
+}
+dispatch_phase || fail "dispatch phase failed"
+daemon_check dispatch || fail "daemon crashed in the dispatch phase"
+
+# ------------------------------------------------------------------- chain
+say "chain: $CHAIN_RUNS x one instance of $CHAIN_STEPS sequential steps"
+: >"$DIR/chain.txt"
+chain_run() {
+  local a b line id t_commit
+  a="$(lsn)"
+  # The submitter's time right after df.start's COMMIT returned (ms since epoch).
+  line="$(psql_bench -At -F ' ' <<EOF
+SELECT df.start(bench_chain_graph($CHAIN_STEPS), 'chain') AS id \gset
+SELECT :'id', (extract(epoch FROM clock_timestamp()) * 1000)::numeric(20,3);
+EOF
+)" || return 1
+  id="${line%% *}"
+  t_commit="${line##* }"
+  wait_idle || return 1
+  b="$(lsn)"
+  # steps seen, status, steps/s first->last step, steps/s commit->completion,
+  # ms per step, commits per step (df.start's own commit excluded), WAL bytes per step
+  val "SELECT c.n, i.status,
+              round(($CHAIN_STEPS - 1) / extract(epoch FROM c.last - c.first), 1),
+              round($CHAIN_STEPS / ((extract(epoch FROM i.completed_at) * 1000 - $t_commit) / 1000)::numeric, 1),
+              round((extract(epoch FROM c.last - c.first) * 1000 / ($CHAIN_STEPS - 1))::numeric, 3),
+              round((w.commits - 1)::numeric / $CHAIN_STEPS, 2),
+              round(w.wal_bytes / $CHAIN_STEPS)
+       FROM (SELECT count(*) n, min(ts) first, max(ts) last FROM bench_chain WHERE id = '$id') c,
+            df.instances i, bench_commits('$a', '$b') w
+       WHERE i.id = '$id'" | tr '|' ' ' >>"$DIR/chain.txt"
+  read -r n status _ < <(tail -n1 "$DIR/chain.txt")
+  [ "$status" = completed ] && [ "$n" = "$CHAIN_STEPS" ]
+}
+median_col() { awk -v c="$1" '{ print $c }' "$DIR/chain.txt" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+C_RATE=n/a C_RATE_E2E=n/a C_GAP=n/a C_COMMITS=n/a C_WAL=n/a
+chain_ok=1
+for run in $(seq "$CHAIN_RUNS"); do
+  chain_run || { chain_ok=0; fail "chain run $run failed"; }
+  daemon_check "chain run $run" || { chain_ok=0; fail "daemon crashed in chain run $run"; }
+done
+if [ "$chain_ok" = 1 ]; then
+  C_RATE="$(median_col 3)"
+  C_RATE_E2E="$(median_col 4)"
+  C_GAP="$(median_col 5)"
+  C_COMMITS="$(median_col 6)"
+  C_WAL="$(median_col 7)"
+fi
+
+# -------------------------------------------------------------- throughput
+say "throughput: 8 submitters, one-step instances, ${TP_T}s"
+TP=n/a TP_LAT=n/a TP_COMMITS="n/a n/a"
+tp_phase() {
+  local a b n0 n1 out
+  a="$(lsn)"
+  n0="$(val "SELECT count(*) FROM df.instances WHERE status = 'completed'")"
+  out="$("$BINDIR/pgbench" "${CONN[@]}" -U bench -n -M extended -f "$HERE/pgbench_submit.sql" \
+           -c 8 -j 2 -T "$TP_T" 2>&1)" || { echo "$out" | tail -n 5 >&2; return 1; }
+  wait_idle || return 1
+  b="$(lsn)"
+  n1="$(val "SELECT count(*) FROM df.instances WHERE status = 'completed'")"
+  TP="$(echo "$out" | awk '/^tps = / { print $3; exit }')"
+  TP_LAT="$(echo "$out" | awk '/^latency average/ { print $4; exit }')"
+  TP_COMMITS="$(commits_between "$a" "$b" "$((n1 - n0))")"
+}
+tp_phase || fail "throughput phase failed"
+daemon_check throughput || { fail "daemon crashed in the throughput phase"; wait_idle || true; }
+NOT_DONE="$(val "SELECT count(*) FROM df.instances WHERE status <> 'completed'")"
+[ "$NOT_DONE" = 0 ] || fail "$NOT_DONE instance(s) did not complete"
+
+# ------------------------------------------------------ dispatch breakdown
+# Where dispatch time goes: the daemon restarted with debug logging (its log
+# lines carry millisecond UTC timestamps), then one instance at a time:
+#   commit -> "wake-up received" (NOTIFY delivered and drained)
+#   wake-up -> "instance started" (instance loaded on the state connection)
+#   started -> the step's clock_timestamp() (executor hop, df._run_step preamble)
+DIAG_N="${PGD_BENCH_DIAG_N:-30}"
+say "dispatch breakdown: $DIAG_N samples with daemon debug logging"
+B_WAKE=n/a B_LOAD=n/a B_EXEC=n/a B_TOTAL=n/a
+diag_phase() {
+  kill -TERM "$DAEMON_PID" 2>/dev/null
+  wait "$DAEMON_PID" 2>/dev/null || true
+  DAEMON_PID=""
+  local mark
+  mark="$(wc -l <"$DAEMON_LOG")"
+  start_daemon debug
+  gen_dispatch 5 | psql_bench -At >/dev/null || return 1
+  for _ in $(seq "$DIAG_N"); do
+    echo "SELECT df.start($STEP_LAT, 'diag') AS id \\gset"
+    echo "SELECT :'id', (extract(epoch FROM clock_timestamp()) * 1000)::numeric(20,3), bench_wait(:'id', clock_timestamp(), 15);"
+  done | psql_bench -At -F ' ' >"$DIR/diag.txt" || return 1
+  tail -n +"$((mark + 1))" "$DAEMON_LOG" |
+    awk '/wake-up received: start / { print $1 " " $2 " wake " $NF }
+         /\[orchestrator\] instance [0-9a-f]+ started/ { print $1 " " $2 " load " $(NF-1) }' >"$DIR/diag-log.txt"
+  psql_su -At -F ' ' >"$DIR/diag-breakdown.txt" <<EOF || return 1
+CREATE TEMP TABLE s (id text, t0 numeric, lat float8);
+CREATE TEMP TABLE l (d text, t text, kind text, id text);
+\copy s FROM '$DIR/diag.txt' WITH (FORMAT text, DELIMITER ' ')
+\copy l FROM '$DIR/diag-log.txt' WITH (FORMAT text, DELIMITER ' ')
+WITH x AS (
+  SELECT s.id, s.lat,
+         extract(epoch FROM (w.d || ' ' || w.t || '+00')::timestamptz) * 1000 - s.t0 AS wake,
+         extract(epoch FROM (o.d || ' ' || o.t || '+00')::timestamptz) * 1000 - s.t0 AS load
+  FROM s JOIN l w ON w.id = s.id AND w.kind = 'wake' JOIN l o ON o.id = s.id AND o.kind = 'load')
+SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY wake)::numeric, 1),
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY load - wake)::numeric, 1),
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY lat - load)::numeric, 1),
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY lat)::numeric, 1),
+       count(*)
+FROM x;
+EOF
+  read -r B_WAKE B_LOAD B_EXEC B_TOTAL B_N <"$DIR/diag-breakdown.txt"
+}
+diag_phase || fail "dispatch breakdown failed"
+
+# ------------------------------------------------------------------ report
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 == 0) print "n/a"; else printf "%.1f%%", 100 * a / b }'; }
+# verdict VALUE OP LIMIT: met / MISSED / n/a
+verdict() {
+  awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
+    if (v !~ /^[0-9.]+$/) { print "n/a"; exit }
+    ok = (op == "<") ? (v + 0 < l + 0) : (v + 0 >= l + 0); print ok ? "met" : "MISSED" }'
+}
+PER_COMMIT_MS="$(awk -v t="$TPS1" 'BEGIN { printf "%.2f", 1000 / t }')"
+read -r D_C D_W <<<"$D_COMMITS"
+read -r TP_C TP_W <<<"$TP_COMMITS"
+cat <<EOF
+
+pg_durable benchmark ($MODE mode) — $(date -u '+%Y-%m-%d %H:%M UTC')
+machine:  $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), load $(cut -d' ' -f1-3 /proc/loadavg)
+server:   PostgreSQL $SERVER_VERSION; $SETTINGS
+daemon:   $DAEMON ($("$DAEMON" --version 2>/dev/null | head -n1))
+baseline (pgbench, INSERT INTO bench_t VALUES (1), -T $PGBENCH_T):
+  1 client                 $(printf '%9s' "$TPS1") commits/s   ($PER_COMMIT_MS ms per commit)
+  8 clients                $(printf '%9s' "$TPS8") commits/s
+engine:
+  dispatch p50             $(printf '%9s' "$D_P50") ms          target < 2 ms:  $(verdict "$D_P50" '<' 2)
+  dispatch p99             $(printf '%9s' "$D_P99") ms          target < 10 ms: $(verdict "$D_P99" '<' 10)   (max $D_MAX ms, n=$DISPATCH_N)
+  chain                    $(printf '%9s' "$C_RATE") steps/s     $(ratio "$C_RATE" "$TPS1") of 1-client rate, target >= 40%: $(verdict "$C_RATE" '>=' "$(awk -v t="$TPS1" 'BEGIN { print 0.4 * t }')")
+                           ($CHAIN_STEPS steps, median of $CHAIN_RUNS runs, first->last step: $C_GAP ms per step; df.start commit->completion: $C_RATE_E2E steps/s)
+  one-step instances, 8 submitters
+                           $(printf '%9s' "$TP") inst/s      $(ratio "$TP" "$TPS8") of 8-client rate, target >= 30%: $(verdict "$TP" '>=' "$(awk -v t="$TPS8" 'BEGIN { print 0.3 * t }')")
+                           (closed loop: submit -> step committed, avg $TP_LAT ms)
+dispatch breakdown (medians of $DIAG_N samples, daemon at debug log level; log stamps have 1 ms resolution):
+  commit -> daemon wake-up $B_WAKE ms, wake-up -> instance loaded $B_LOAD ms, loaded -> step running $B_EXEC ms (total $B_TOTAL ms)
+commit records in the WAL (pg_walinspect) and WAL bytes:
+  per dispatch sample (df.start + its step)   $D_C commits, $D_W bytes
+  per chain step                              $C_COMMITS commits, $C_WAL bytes
+  per one-step instance (throughput phase)    $TP_C commits, $TP_W bytes
+chain runs (steps, status, steps/s, commit->completion steps/s, ms/step, commits/step, WAL bytes/step):
+$(sed 's/^/  /' "$DIR/chain.txt")
+EOF
+if [ -n "$FAILURES$DAEMON_DEATHS" ]; then
+  echo "FAILURES:$FAILURES$DAEMON_DEATHS"
+  echo "daemon log (last lines):"
+  tail -n 8 "$DAEMON_LOG"
+  exit 1
+fi
