@@ -1,6 +1,10 @@
 // The shim (SPEC.md §2): with pg_durable.launch_daemon = on the server
 // launches the daemon, restarts it when it dies and stops it on shutdown.
 #include <signal.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
 
 #include <catch2/catch.hpp>
 
@@ -18,10 +22,29 @@ constexpr const char *kProcessing = "pg_durable: processing durable functions...
             FAIL("timed out waiting for: " #condition "\n--- log ---\n" << (diagnostics)); \
     } while (0)
 
+// The server (the postgres OS user) must be able to execute the daemon, but
+// the build tree may sit where that user cannot reach (e.g. under /root):
+// run a copy of the freshly built binary from a world-readable scratch dir.
+std::string server_visible_daemon() {
+    static const std::string path = [] {
+        char tmpl[] = "/tmp/pgd-shim-daemon.XXXXXX";
+        if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+        ::chmod(tmpl, 0755);
+        const std::string dir = tmpl;
+        const std::string copy = dir + "/pg_durable_daemon";
+        std::filesystem::copy_file(daemon_binary(), copy);
+        ::chmod(copy.c_str(), 0755);
+        static const std::string cleanup_dir = dir;
+        std::atexit([] { std::filesystem::remove_all(cleanup_dir); });
+        return copy;
+    }();
+    return path;
+}
+
 ClusterOptions shim_options() {
     ClusterOptions options;
     options.launch_daemon = true;
-    options.settings["pg_durable.daemon_path"] = daemon_binary();
+    options.settings["pg_durable.daemon_path"] = server_visible_daemon();
     return options;
 }
 
@@ -49,10 +72,13 @@ TEST_CASE("the shim launches the daemon, restarts it after SIGKILL and stops it 
     // The daemon's stderr is the server's log.
     REQUIRE_EVENTUALLY(count_occurrences(cluster.server_log(), kProcessing) == 1, 30s, cluster.server_log());
     CHECK(cluster.server_log().find("pg_durable shim: started daemon") != std::string::npos);
-    // It connected as the bootstrap superuser, to pg_durable.database.
-    CHECK(cluster.query_value("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                              "'pg_durable_daemon' AND usename = '" + cluster.superuser() +
-                              "' AND datname = 'postgres'") == std::optional<std::string>("1"));
+    // It holds the orchestrator lock as the bootstrap superuser, in pg_durable.database
+    // (pg_try_advisory_lock(0x70676475, 1), see daemon/store.cpp).
+    CHECK(cluster.query_value("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                              "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 1885824117 "
+                              "AND l.objid = 1 AND l.objsubid = 2 AND a.application_name = 'pg_durable_daemon' "
+                              "AND a.usename = '" + cluster.superuser() + "' AND a.datname = 'postgres'") ==
+          std::optional<std::string>("1"));
 
     ::kill(first, SIGKILL);
     pid_t second = 0;
