@@ -1,5 +1,9 @@
 -- Schema, tables, row security and the least-privilege baseline (SPEC §2, §4, §5).
 
+-- The library must have been preloaded: loading it here runs _PG_init, which
+-- refuses (with the SPEC message) when it was not in shared_preload_libraries.
+LOAD 'pg_durable';
+
 -- The extension serves one database: the one the daemon attaches to.
 DO $check$
 DECLARE
