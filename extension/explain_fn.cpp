@@ -48,7 +48,7 @@ struct InstanceRow {
     char *error;
 };
 
-// The instance's df.nodes rows as parallel columns.
+// The instance's nodes (df.instance_nodes, status = inferred) as parallel columns.
 enum NodeColumn { kId, kNodeType, kQuery, kResultName, kLeftNode, kRightNode, kStatus, kResult, kNodeColumns };
 
 struct NodeRows {
@@ -85,8 +85,11 @@ void fetch_instance(const char *instance_id, InstanceRow *instance, NodeRows *no
         instance->status = copy_value(caller, tuple, desc, 3);
         instance->error = copy_value(caller, tuple, desc, 4);
 
-        run_select("SELECT id, node_type, query, result_name, left_node, right_node, status, result::text "
-                   "FROM df.nodes WHERE instance_id = $1",
+        // Markers follow the inferred status of df.instance_nodes (SPEC §15.5):
+        // untaken IF arms, RACE losers, the right of a failed THEN and what a
+        // terminal instance never ran show as skipped.
+        run_select("SELECT node_id, node_type, query, result_name, left_node, right_node, inferred_status, result "
+                   "FROM df.instance_nodes($1)",
                    instance_id);
         const int count = static_cast<int>(SPI_processed);
         nodes->count = count;
@@ -161,7 +164,7 @@ std::optional<std::string> column_value(const NodeRows &rows, NodeColumn column,
     return value != nullptr ? std::optional<std::string>(value) : std::nullopt;
 }
 
-// The instance header and its tree, each node marked from its stored status.
+// The instance header and its tree, each node marked from its inferred status.
 std::string instance_text(const char *instance_id, const InstanceRow &instance, const NodeRows &rows) {
     std::vector<durable::StoredNode> stored;
     std::map<std::string, std::string> status_by_id;
