@@ -65,3 +65,46 @@ LANGUAGE sql AS $$
           WHERE resource_manager = 'Transaction' AND record_type LIKE 'COMMIT%'),
          b - a
 $$;
+
+-- Dispatch samples. bench_dispatch(run, n, warmup) starts one-step instances
+-- one at a time; each df.start is committed INSIDE the procedure, and
+-- clock_timestamp() right after that COMMIT returned is the sample's t0, free
+-- of any client round trip. The procedure then waits (1 ms polls) until the
+-- step has committed its row and keeps (id, t0, step start - t0); the samples
+-- are written in one transaction at the end, so no extra commit runs while an
+-- instance is in flight.
+CREATE TABLE bench_dispatch (run text NOT NULL, id text NOT NULL, t0 timestamptz NOT NULL, ms float8 NOT NULL);
+GRANT SELECT, INSERT ON bench_dispatch TO bench;
+CREATE PROCEDURE bench_dispatch(p_run text, n int, warmup int)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_id text;
+  t0 timestamptz;
+  s timestamptz;
+  ids text[] := '{}';
+  t0s timestamptz[] := '{}';
+  mss float8[] := '{}';
+  deadline timestamptz;
+BEGIN
+  FOR i IN 1 .. n + warmup LOOP
+    v_id := df.start('INSERT INTO bench_lat (id, started) VALUES (''{sys_instance_id}'', clock_timestamp())', p_run);
+    COMMIT;
+    t0 := clock_timestamp();
+    deadline := t0 + interval '15 s';
+    LOOP
+      SELECT started INTO s FROM bench_lat WHERE id = v_id;
+      EXIT WHEN FOUND;
+      IF clock_timestamp() > deadline THEN
+        RAISE EXCEPTION 'bench: instance % did not run its step within 15 s', v_id;
+      END IF;
+      PERFORM pg_sleep(0.001);
+    END LOOP;
+    IF i > warmup THEN
+      ids := ids || v_id;
+      t0s := t0s || t0;
+      mss := mss || extract(epoch FROM s - t0)::float8 * 1000;
+    END IF;
+  END LOOP;
+  INSERT INTO bench_dispatch SELECT p_run, u.id, u.t0, u.ms FROM unnest(ids, t0s, mss) AS u(id, t0, ms);
+END $$;
+GRANT EXECUTE ON PROCEDURE bench_dispatch(text, int, int) TO bench;
