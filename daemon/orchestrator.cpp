@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/graph.hpp"
+#include "daemon/http_policy.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/store.hpp"
 #include "daemon/store_engine.hpp"
@@ -53,7 +54,7 @@ struct Orchestrator::Instance {
 Orchestrator::Orchestrator(boost::asio::io_context &io, std::string conninfo)
     : io_(io), conninfo_(std::move(conninfo)),
       state_conn_(std::make_shared<std::unique_ptr<pqxx::connection>>()),
-      executor_(io, conninfo_) {}
+      executor_(io, conninfo_), http_client_(io) {}
 
 Orchestrator::~Orchestrator() { on_detached(); }
 
@@ -350,32 +351,60 @@ void Orchestrator::feed_step(const std::string &id, const std::string &stamp, co
     push(*inst, inst->run->on_step(stamp, node_id, outcome, now()));
 }
 
-// HTTP steps arrive with their own milestone; until then they fail clearly
-// instead of waiting forever.
+// HTTP steps: gates (0) http_enabled and (1) EXECUTE on df.http here, the
+// rest in the HttpClient (no connection or transaction held during I/O); the
+// outcome is recorded, then fed to the interpreter.
 void Orchestrator::run_http(Instance &inst, const durable::engine::HttpRun &http) {
+    namespace outbound = pgd::daemon::http;
     const std::string id = inst.row.id;
-    std::string url;
-    const auto config = nlohmann::ordered_json::parse(http.config, nullptr, false);
-    if (config.is_object() && config.contains("url") && config["url"].is_string()) url = config["url"];
-    const std::string error = "HTTP request failed: " + url + " - df.http steps are not supported by this daemon yet";
-    durable::engine::ActivationWrite write;
-    write.stamp = http.stamp;
-    write.node_id = http.node_id;
-    write.status = "failed";
-    write.error = error;
-    write.started_at = now();
-    write.completed_at = now();
     const std::int64_t execution = inst.row.execution;
-    on_state<bool>(
-        [id, execution, write](pqxx::connection &c) {
-            store::record_activation(c, id, execution, write);
-            return true;
-        },
-        [this, id, http, error](bool) {
-            Instance *target = find(id);
-            if (target == nullptr) return;
-            push(*target, target->run->on_http(http.stamp, http.node_id, Outcome::failed(error, http.node_id), now()));
-        });
+    const auto started = now();
+    auto finish = [this, id, execution, http, started](outbound::Result result) {
+        durable::engine::ActivationWrite write;
+        write.stamp = http.stamp;
+        write.node_id = http.node_id;
+        write.status = result.ok ? "completed" : "failed";
+        (result.ok ? write.result : write.error) = result.text;
+        write.started_at = started;
+        write.completed_at = now();
+        on_state<bool>(
+            [id, execution, write](pqxx::connection &c) {
+                store::record_activation(c, id, execution, write);
+                return true;
+            },
+            [this, id, http, result](bool) {
+                Instance *target = find(id);
+                if (target == nullptr) return;
+                const Outcome outcome =
+                    result.ok ? Outcome::completed(result.text) : Outcome::failed(result.text, http.node_id);
+                push(*target, target->run->on_http(http.stamp, http.node_id, outcome, now()));
+            });
+    };
+    if (!settings_.http_enabled) {
+        finish({false, outbound::disabled_error()});
+        return;
+    }
+    const std::int64_t role_oid = inst.row.submitted_by_oid;
+    const std::string role = inst.row.submitted_by;
+    const std::string key = outbound::idempotency_key(id, http.node_id, execution);
+    on_state<bool>([role_oid](pqxx::connection &c) { return store::has_http_privilege(c, role_oid); },
+                   [this, id, role, key, http, finish](bool allowed) {
+                       if (find(id) == nullptr) return;
+                       if (!allowed) {
+                           finish({false, outbound::privilege_error(role)});
+                           return;
+                       }
+                       const outbound::Limits limits{settings_.http_allowed_hosts,
+                                                     settings_.http_allow_private_networks,
+                                                     settings_.http_max_attempts, settings_.http_max_response_bytes};
+                       log()->debug("http step {} of {}: max {} attempt(s), {} response bytes", http.node_id, id,
+                                    limits.max_attempts, limits.max_response_bytes);
+                       http_client_.run(http.config, key, limits,
+                                        [this, generation = generation_, finish](outbound::Result result) {
+                                            if (generation != generation_ || !attached_) return;
+                                            finish(std::move(result));
+                                        });
+                   });
 }
 
 void Orchestrator::arm(Instance &inst, const durable::engine::TimerArm &timer) {
@@ -492,6 +521,7 @@ void Orchestrator::on_detached() {
     instances_.clear();
     loading_.clear();
     executor_.stop();
+    http_client_.stop();
     // The state connection belongs to its worker: let the worker drop it.
     if (state_worker_) {
         auto slot = state_conn_;

@@ -25,6 +25,7 @@
 
 #include "daemon/db_worker.hpp"
 #include "daemon/executor.hpp"
+#include "daemon/http.hpp"
 #include "daemon/interpreter.hpp"
 #include "daemon/store_engine.hpp"
 #include "daemon/work.hpp"
@@ -74,6 +75,7 @@ private:
     std::unique_ptr<DbWorker> state_worker_;
     std::shared_ptr<std::unique_ptr<pqxx::connection>> state_conn_;  // touched by state_worker_ jobs only
     Executor executor_;
+    http::HttpClient http_client_;  // HTTP steps (SPEC §14)
     ServerSettings settings_;
     bool attached_ = false;
     std::uint64_t generation_ = 0;  // bumps on detach: late callbacks of an old attachment are dropped

@@ -258,4 +258,14 @@ void record_cancelled(pqxx::connection &conn, const std::string &instance_id, st
     tx.commit();
 }
 
+bool has_http_privilege(pqxx::connection &conn, std::int64_t role_oid) {
+    pqxx::read_transaction tx(conn);
+    const auto rows = tx.exec_params(
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE oid = $1::oid) "
+        "THEN pg_catalog.has_function_privilege($1::oid, 'df.http(text,text,text,jsonb,integer)', 'EXECUTE') "
+        "ELSE false END",
+        role_oid);
+    return !rows.empty() && !rows[0][0].is_null() && rows[0][0].as<bool>();
+}
+
 }  // namespace pgd::daemon::store

@@ -78,4 +78,8 @@ std::optional<InstanceState> instance_state(pqxx::connection &conn, const std::s
 void record_cancelled(pqxx::connection &conn, const std::string &instance_id, std::int64_t execution,
                       const std::vector<durable::engine::RecordKey> &steps, const std::string &error);
 
+// Whether the role (by oid) holds EXECUTE on df.http (SPEC §14 gate 1);
+// false when the role is gone.
+bool has_http_privilege(pqxx::connection &conn, std::int64_t role_oid);
+
 }  // namespace pgd::daemon::store

@@ -1,0 +1,384 @@
+#include "daemon/http.hpp"
+
+#include <chrono>
+#include <optional>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <nlohmann/json.hpp>
+#include <openssl/ssl.h>
+
+#include "daemon/http_policy.hpp"
+
+namespace pgd::daemon::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::uint32_t kHeaderLimit = 64 * 1024;
+
+bool header_safe(const std::string &text) { return text.find_first_of("\r\n", 0) == std::string::npos && text.find('\0') == std::string::npos; }
+
+}  // namespace
+
+class HttpClient::Step : public std::enable_shared_from_this<HttpClient::Step> {
+public:
+    Step(asio::io_context &io, std::shared_ptr<asio::ssl::context> tls, std::shared_ptr<std::set<Step *>> live,
+         Limits limits, std::function<void(Result)> done)
+        : io_(io), tls_(std::move(tls)), live_(std::move(live)), limits_(std::move(limits)), done_(std::move(done)),
+          resolver_(io), deadline_(io), backoff_(io) {
+        live_->insert(this);
+    }
+    ~Step() { live_->erase(this); }
+
+    void start(const std::string &config_text, const std::string &idempotency_key) {
+        const auto config = nlohmann::json::parse(config_text, nullptr, false);
+        if (!config.is_object() || !config.contains("url") || !config["url"].is_string()) {
+            finish(false, request_error("", "invalid HTTP step configuration"));
+            return;
+        }
+        url_ = config["url"].get<std::string>();
+        method_ = config.value("method", std::string("POST"));
+        if (config.contains("timeout_seconds") && config["timeout_seconds"].is_number_integer())
+            timeout_s_ = config["timeout_seconds"].get<long long>();
+        if (timeout_s_ <= 0) timeout_s_ = 30;
+        // Gates (2) scheme and (3) allow-list; (4) comes with each resolve.
+        const std::string scheme = url_scheme(url_);
+        if (scheme != "http" && scheme != "https") {
+            finish(false, scheme_error(scheme));
+            return;
+        }
+        const auto parsed = parse_url(url_);
+        if (!parsed) {
+            if (!host_allowed(url_host(url_), limits_.allowed_hosts)) {
+                finish(false, allow_list_error(url_host(url_)));
+                return;
+            }
+            finish(false, request_error(url_, "invalid URL"));
+            return;
+        }
+        url_parts_ = *parsed;
+        if (!host_allowed(url_parts_.host, limits_.allowed_hosts)) {
+            finish(false, allow_list_error(url_parts_.host));
+            return;
+        }
+        // The request, the same for every attempt.
+        const auto verb = bhttp::string_to_verb(method_);
+        if (verb == bhttp::verb::unknown) {
+            finish(false, request_error(url_, "invalid HTTP method " + method_));
+            return;
+        }
+        request_.method(verb);
+        request_.target(url_parts_.target);
+        request_.version(11);
+        request_.set(bhttp::field::host, url_parts_.host_header);
+        if (config.contains("headers") && config["headers"].is_object()) {
+            for (const auto &item : config["headers"].items()) {
+                if (!item.value().is_string()) continue;  // SPEC: string-valued entries only
+                const std::string value = item.value().get<std::string>();
+                if (item.key().empty() || !header_safe(item.key()) || !header_safe(value)) {
+                    finish(false, request_error(url_, "invalid header '" + item.key() + "'"));
+                    return;
+                }
+                if (beast::iequals(item.key(), "host")) {
+                    request_.set(bhttp::field::host, value);
+                    continue;
+                }
+                request_.insert(item.key(), value);
+            }
+        }
+        if (request_.find(bhttp::field::user_agent) == request_.end())
+            request_.set(bhttp::field::user_agent, user_agent());
+        if (request_.find("Idempotency-Key") == request_.end()) request_.set("Idempotency-Key", idempotency_key);
+        if (config.contains("body") && config["body"].is_string()) {
+            request_.body() = config["body"].get<std::string>();
+            if (request_.find(bhttp::field::content_type) == request_.end() && valid_json(request_.body()))
+                request_.set(bhttp::field::content_type, "application/json");
+        }
+        request_.prepare_payload();
+        attempt();
+    }
+
+    // stop(): no more callbacks, everything in flight is cancelled.
+    void abandon() {
+        finished_ = true;
+        cancel_io();
+        backoff_.cancel();
+    }
+
+private:
+    void attempt() {
+        if (finished_) return;
+        ++attempts_;
+        ++attempt_id_;
+        timed_out_ = false;
+        started_ = Clock::now();
+        deadline_at_ = started_ + std::chrono::seconds(timeout_s_);
+        deadline_.expires_at(deadline_at_);
+        deadline_.async_wait([self = shared_from_this(), id = attempt_id_](const boost::system::error_code &ec) {
+            if (ec || self->finished_ || id != self->attempt_id_) return;
+            self->timed_out_ = true;
+            self->cancel_io();
+        });
+        resolver_.async_resolve(url_parts_.host, url_parts_.port, tcp::resolver::numeric_service,
+                                [self = shared_from_this(), id = attempt_id_](const boost::system::error_code &ec,
+                                                                            tcp::resolver::results_type results) {
+                                    self->on_resolve(id, ec, std::move(results));
+                                });
+    }
+
+    bool stale(std::uint64_t id) const { return finished_ || id != attempt_id_; }
+
+    void on_resolve(std::uint64_t id, const boost::system::error_code &ec, tcp::resolver::results_type results) {
+        if (stale(id)) return;
+        if (ec) {
+            transport_failure(ec, connection_error(url_, ec.message()));
+            return;
+        }
+        // Gate (4): only addresses that pass are ever connected to.
+        std::vector<tcp::endpoint> endpoints;
+        bool restricted = false;
+        for (const auto &entry : results) {
+            if (!limits_.allow_private_networks && restricted_address(entry.endpoint().address())) {
+                restricted = true;
+                continue;
+            }
+            endpoints.push_back(entry.endpoint());
+        }
+        if (endpoints.empty()) {
+            if (restricted) {
+                finish(false, restricted_error(url_parts_.host));
+                return;
+            }
+            transport_failure({}, connection_error(url_, "no address found"));
+            return;
+        }
+        https_ = url_parts_.scheme == "https";
+        if (https_) {
+            tls_stream_ = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io_, *tls_);
+            plain_.reset();
+        } else {
+            plain_ = std::make_unique<beast::tcp_stream>(io_);
+            tls_stream_.reset();
+        }
+        lowest().expires_at(deadline_at_);
+        lowest().async_connect(endpoints, [self = shared_from_this(), id](const boost::system::error_code &error,
+                                                                         const tcp::endpoint &) {
+            self->on_connect(id, error);
+        });
+    }
+
+    beast::tcp_stream &lowest() { return https_ ? beast::get_lowest_layer(*tls_stream_) : *plain_; }
+
+    void on_connect(std::uint64_t id, const boost::system::error_code &ec) {
+        if (stale(id)) return;
+        if (ec) {
+            transport_failure(ec, connection_error(url_, ec.message()));
+            return;
+        }
+        if (!https_) {
+            write(id);
+            return;
+        }
+        boost::system::error_code parse_error;
+        asio::ip::make_address(url_parts_.host, parse_error);
+        if (parse_error) {  // SNI for names only (RFC 6066)
+            if (!SSL_set_tlsext_host_name(tls_stream_->native_handle(), url_parts_.host.c_str())) {
+                transport_failure({}, connection_error(url_, "cannot set SNI host name"));
+                return;
+            }
+        }
+        tls_stream_->set_verify_mode(asio::ssl::verify_peer);
+        tls_stream_->set_verify_callback(asio::ssl::host_name_verification(url_parts_.host));
+        lowest().expires_at(deadline_at_);
+        tls_stream_->async_handshake(asio::ssl::stream_base::client,
+                                     [self = shared_from_this(), id](const boost::system::error_code &error) {
+                                         if (self->stale(id)) return;
+                                         if (error) {
+                                             self->transport_failure(error, connection_error(self->url_, error.message()));
+                                             return;
+                                         }
+                                         self->write(id);
+                                     });
+    }
+
+    void write(std::uint64_t id) {
+        lowest().expires_at(deadline_at_);
+        auto handler = [self = shared_from_this(), id](const boost::system::error_code &ec, std::size_t) {
+            if (self->stale(id)) return;
+            if (ec) {
+                self->transport_failure(ec, request_error(self->url_, ec.message()));
+                return;
+            }
+            self->read(id);
+        };
+        if (https_)
+            bhttp::async_write(*tls_stream_, request_, std::move(handler));
+        else
+            bhttp::async_write(*plain_, request_, std::move(handler));
+    }
+
+    void read(std::uint64_t id) {
+        buffer_.clear();
+        parser_.emplace();
+        parser_->header_limit(kHeaderLimit);
+        parser_->body_limit(static_cast<std::uint64_t>(limits_.max_response_bytes));
+        lowest().expires_at(deadline_at_);
+        auto handler = [self = shared_from_this(), id](const boost::system::error_code &ec, std::size_t) {
+            self->on_read(id, ec);
+        };
+        if (https_)
+            bhttp::async_read(*tls_stream_, buffer_, *parser_, std::move(handler));
+        else
+            bhttp::async_read(*plain_, buffer_, *parser_, std::move(handler));
+    }
+
+    void on_read(std::uint64_t id, const boost::system::error_code &ec) {
+        if (stale(id)) return;
+        if (ec == bhttp::error::body_limit) {
+            finish(false, too_large_error(url_, limits_.max_response_bytes));
+            return;
+        }
+        if (ec) {
+            transport_failure(ec, request_error(url_, ec.message()));
+            return;
+        }
+        // The parser enforces the limit while reading; this also covers a
+        // body that arrived in the same read as the header.
+        if (parser_->get().body().size() > static_cast<std::size_t>(limits_.max_response_bytes)) {
+            finish(false, too_large_error(url_, limits_.max_response_bytes));
+            return;
+        }
+        deadline_.cancel();
+        const auto duration =
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count();
+        auto &message = parser_->get();
+        Response response;
+        response.status = static_cast<int>(message.result_int());
+        for (const auto &field : message)
+            response.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+        response.body = std::move(message.body());
+        close_stream();
+        if (retryable_status(response.status)) {
+            const std::string error = status_error(method_, url_, response.status, response.body);
+            if (attempts_ < limits_.max_attempts) {
+                retry();
+                return;
+            }
+            finish(false, error);
+            return;
+        }
+        finish(true, envelope(response, duration, attempts_));
+    }
+
+    void transport_failure(const boost::system::error_code &ec, const std::string &error) {
+        deadline_.cancel();
+        const bool timed_out = timed_out_ || ec == beast::error::timeout;
+        cancel_io();
+        if (attempts_ < limits_.max_attempts) {
+            retry();
+            return;
+        }
+        finish(false, timed_out ? timeout_error(timeout_s_, url_) : error);
+    }
+
+    void retry() {
+        ++attempt_id_;  // late handlers of the failed attempt are stale
+        backoff_.expires_after(retry_delay(attempts_));
+        backoff_.async_wait([self = shared_from_this()](const boost::system::error_code &ec) {
+            if (ec || self->finished_) return;
+            self->attempt();
+        });
+    }
+
+    // After a response: TLS close_notify (eof is success), nobody waits for it.
+    void close_stream() {
+        if (https_ && tls_stream_) {
+            lowest().expires_after(std::chrono::seconds(2));
+            auto stream = std::shared_ptr<beast::ssl_stream<beast::tcp_stream>>(std::move(tls_stream_));
+            stream->async_shutdown([stream](const boost::system::error_code &) {
+                boost::system::error_code ignored;
+                beast::get_lowest_layer(*stream).socket().close(ignored);
+            });
+            return;
+        }
+        cancel_io();
+    }
+
+    void cancel_io() {
+        resolver_.cancel();
+        boost::system::error_code ignored;
+        if (plain_) plain_->socket().close(ignored);
+        if (tls_stream_) beast::get_lowest_layer(*tls_stream_).socket().close(ignored);
+    }
+
+    void finish(bool ok, std::string text) {
+        if (finished_) return;
+        finished_ = true;
+        deadline_.cancel();
+        backoff_.cancel();
+        auto done = std::move(done_);
+        live_->erase(this);
+        if (done) done(Result{ok, std::move(text)});
+    }
+
+    asio::io_context &io_;
+    std::shared_ptr<asio::ssl::context> tls_;
+    std::shared_ptr<std::set<Step *>> live_;
+    Limits limits_;
+    std::function<void(Result)> done_;
+    tcp::resolver resolver_;
+    asio::steady_timer deadline_;
+    asio::steady_timer backoff_;
+    std::unique_ptr<beast::tcp_stream> plain_;
+    std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls_stream_;
+    bool https_ = false;
+    beast::flat_buffer buffer_;
+    std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
+    bhttp::request<bhttp::string_body> request_;
+
+    std::string url_;
+    std::string method_;
+    long long timeout_s_ = 30;
+    Url url_parts_;
+    int attempts_ = 0;
+    std::uint64_t attempt_id_ = 0;
+    bool timed_out_ = false;
+    bool finished_ = false;
+    Clock::time_point started_;
+    Clock::time_point deadline_at_;
+};
+
+HttpClient::HttpClient(asio::io_context &io)
+    : io_(io), tls_(std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client)),
+      live_(std::make_shared<std::set<Step *>>()) {
+    boost::system::error_code ignored;
+    tls_->set_default_verify_paths(ignored);
+    tls_->set_verify_mode(asio::ssl::verify_peer);
+}
+
+HttpClient::~HttpClient() { stop(); }
+
+void HttpClient::run(const std::string &config, const std::string &idempotency_key, const Limits &limits,
+                     std::function<void(Result)> done) {
+    auto step = std::make_shared<Step>(io_, tls_, live_, limits, std::move(done));
+    step->start(config, idempotency_key);
+}
+
+void HttpClient::stop() {
+    const auto steps = *live_;
+    for (Step *step : steps) step->abandon();
+    live_->clear();
+}
+
+}  // namespace pgd::daemon::http
