@@ -1,0 +1,59 @@
+// A small HTTP/1.1 server on 127.0.0.1 for the HTTP step tests (Beast,
+// one thread per connection, so slow routes overlap).
+//
+// Routes:
+//   /echo          200 JSON {"method","target","headers" (lowercased),"body"}
+//   /status/<n>    status n, text body "status <n>"
+//   /flaky/<k>     500 on the first request for that path, 200 afterwards
+//   /fail          always 500 "always failing"
+//   /slow/<ms>     waits ms, then 200 "slow done"
+//   /big           200 with 100000 bytes of text
+//   /redirect      302 to /echo
+//   /binary        200 application/octet-stream with the bytes 0..255
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+namespace pgd::test {
+
+class HttpTestServer {
+public:
+    struct Hit {
+        std::string target;
+        std::string idempotency_key;
+    };
+
+    HttpTestServer();
+    ~HttpTestServer();
+    HttpTestServer(const HttpTestServer &) = delete;
+    HttpTestServer &operator=(const HttpTestServer &) = delete;
+
+    int port() const { return port_; }
+    std::string url(const std::string &path) const;
+    // Requests received so far for exactly this target.
+    std::vector<Hit> hits(const std::string &target) const;
+    std::size_t total_hits() const;
+
+private:
+    void accept_loop();
+    void serve(boost::asio::ip::tcp::socket socket);
+
+    boost::asio::io_context io_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    int port_ = 0;
+    std::atomic<bool> stopping_{false};
+    std::thread acceptor_thread_;
+    mutable std::mutex mutex_;
+    std::vector<std::thread> workers_;
+    std::vector<Hit> hits_;
+};
+
+}  // namespace pgd::test
