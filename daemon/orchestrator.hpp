@@ -20,6 +20,7 @@
 #include <string>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/system_timer.hpp>
 #include <pqxx/pqxx>
 
@@ -69,6 +70,12 @@ private:
     void forget(const std::string &id);
     Instance *find(const std::string &id);
     durable::engine::EngineSettings engine_settings() const;
+    // Retention (SPEC §17): a maintenance sweep on its own connection, soon
+    // after attaching and then about once a minute (sooner while a backlog
+    // remains). A timer, not polling for work.
+    void schedule_maintenance(std::chrono::milliseconds delay);
+    void run_maintenance();
+    void stop_maintenance();
 
     boost::asio::io_context &io_;
     std::string conninfo_;
@@ -81,6 +88,9 @@ private:
     std::uint64_t generation_ = 0;  // bumps on detach: late callbacks of an old attachment are dropped
     std::map<std::string, std::unique_ptr<Instance>> instances_;
     std::set<std::string> loading_;
+    std::unique_ptr<boost::asio::steady_timer> maintenance_timer_;
+    std::unique_ptr<DbWorker> maintenance_worker_;
+    std::shared_ptr<std::unique_ptr<pqxx::connection>> maintenance_conn_;
 };
 
 }  // namespace pgd::daemon

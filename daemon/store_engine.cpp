@@ -78,6 +78,40 @@ bool lock_live_instance(pqxx::work &tx, const std::string &instance_id) {
     return status == "pending" || status == "running";
 }
 
+// The execution an activation belongs to: the generation of its stamp's
+// root scope ('<id>::<execution>[::...]'), so rows written in the batch that
+// starts a root loop's next execution are numbered right even when nested.
+std::int64_t stamp_execution(const std::string &stamp, const std::string &instance_id, std::int64_t fallback) {
+    const std::string prefix = instance_id + "::";
+    if (stamp.compare(0, prefix.size(), prefix) != 0) return fallback;
+    std::int64_t value = 0;
+    std::size_t i = prefix.size();
+    for (; i < stamp.size() && stamp[i] >= '0' && stamp[i] <= '9' && i < prefix.size() + 18; ++i)
+        value = value * 10 + (stamp[i] - '0');
+    return i == prefix.size() ? fallback : value;
+}
+
+// A root loop went on from `execution` (SPEC §15.4): the execution is kept as
+// 'continued' with the body result it ended with and its recorded events.
+// Runs in apply_effects' transaction, after the batch's activations.
+void record_continued_execution(pqxx::work &tx, const std::string &instance_id, std::int64_t execution,
+                                const std::optional<std::string> &output) {
+    tx.exec_params(
+        "INSERT INTO df._executions (instance_id, execution, status, started_at, ended_at, output, event_count) "
+        "SELECT i.id, $2::bigint, 'continued', "
+        "       COALESCE((SELECT e.ended_at FROM df._executions e "
+        "                  WHERE e.instance_id = i.id AND e.execution = $2::bigint - 1), "
+        "                (SELECT a.started_at FROM df._activations a "
+        "                  WHERE a.instance_id = i.id AND a.stamp = i.id || '::' || $2::bigint::text "
+        "                    AND a.node_id = i.root_node), "
+        "                i.created_at), "
+        "       now(), $3::text, "
+        "       (SELECT count(*) FROM df._activations a WHERE a.instance_id = i.id AND a.execution = $2::bigint) "
+        "  FROM df.instances i WHERE i.id = $1 "
+        "ON CONFLICT (instance_id, execution) DO NOTHING",
+        instance_id, execution, opt(output));
+}
+
 }  // namespace
 
 std::vector<std::string> active_instance_ids(pqxx::connection &conn) {
@@ -165,11 +199,10 @@ bool apply_effects(pqxx::connection &conn, const std::string &instance_id, std::
         tx.exec_params("UPDATE df.instances SET execution_count = $2, updated_at = now() WHERE id = $1",
                        instance_id, current_execution);
     }
-    for (const auto &w : effects.activations) {
-        const bool new_execution_row = effects.instance && effects.instance->execution &&
-                                       w.stamp == instance_id + "::" + std::to_string(current_execution);
-        upsert_activation(tx, instance_id, new_execution_row ? current_execution : execution, w);
-    }
+    for (const auto &w : effects.activations)
+        upsert_activation(tx, instance_id, stamp_execution(w.stamp, instance_id, execution), w);
+    if (effects.instance && effects.instance->execution)
+        record_continued_execution(tx, instance_id, current_execution - 1, effects.instance->continued_output);
     for (const auto &m : effects.mirrors)
         tx.exec_params(kMirrorNode, instance_id, m.node_id, m.stamp, m.status, opt(m.result), opt(m.error));
     if (effects.instance) {
@@ -266,6 +299,80 @@ bool has_http_privilege(pqxx::connection &conn, std::int64_t role_oid) {
         "ELSE false END",
         role_oid);
     return !rows.empty() && !rows[0][0].is_null() && rows[0][0].as<bool>();
+}
+
+// ---------------------------------------------------------------------------
+// Retention (SPEC §17)
+
+namespace {
+
+// Terminal instances past retention_days, oldest first.
+const char *const kExpiredInstances =
+    "WITH doomed AS ("
+    "  SELECT id FROM df.instances"
+    "   WHERE status IN ('completed', 'failed', 'cancelled') AND updated_at < now() - make_interval(days => $1)"
+    "   ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
+    "DELETE FROM df.instances i USING doomed d WHERE i.id = d.id";
+
+// Terminal instances beyond the newest retention_max_instances.
+const char *const kSurplusInstances =
+    "WITH doomed AS ("
+    "  SELECT id FROM df.instances"
+    "   WHERE status IN ('completed', 'failed', 'cancelled')"
+    "   ORDER BY updated_at DESC, id DESC OFFSET $1 LIMIT $2 FOR UPDATE SKIP LOCKED) "
+    "DELETE FROM df.instances i USING doomed d WHERE i.id = d.id";
+
+// Root-loop executions older than the newest history_executions past ones.
+const char *const kOldExecutions =
+    "WITH doomed AS ("
+    "  SELECT e.instance_id, e.execution FROM df._executions e JOIN df.instances i ON i.id = e.instance_id"
+    "   WHERE e.execution < i.execution_count - $1 LIMIT $2), "
+    "acts AS ("
+    "  DELETE FROM df._activations a USING doomed d"
+    "   WHERE a.instance_id = d.instance_id AND a.execution = d.execution RETURNING 1) "
+    "DELETE FROM df._executions e USING doomed d"
+    " WHERE e.instance_id = d.instance_id AND e.execution = d.execution";
+
+// Activations of non-root loop iterations older than the newest
+// history_executions past ones: body scopes '<loop stamp>::<body>::<k>[::...]'
+// with k below the loop's checkpoint iteration minus history_executions.
+// The loop's checkpoint (stamp = the loop's own) is not under that prefix.
+const char *const kOldIterations =
+    "WITH loops AS ("
+    "  SELECT a.instance_id, a.stamp || '::' || n.left_node || '::' AS prefix,"
+    "         CASE WHEN a.result LIKE '{\"iteration\":%' THEN (a.result::json ->> 'iteration')::bigint END - $1"
+    "           AS keep_from"
+    "    FROM df.nodes n"
+    "    JOIN df.instances i ON i.id = n.instance_id AND i.root_node <> n.id"
+    "    JOIN df._activations a ON a.instance_id = n.instance_id AND a.node_id = n.id"
+    "   WHERE n.node_type = 'LOOP' AND n.left_node IS NOT NULL), "
+    "old AS ("
+    "  SELECT x.ctid AS row_id FROM loops l JOIN df._activations x ON x.instance_id = l.instance_id"
+    "   WHERE l.keep_from > 1"
+    "     AND (CASE WHEN left(x.stamp, length(l.prefix)) = l.prefix"
+    "                AND split_part(substr(x.stamp, length(l.prefix) + 1), '::', 1) ~ '^[0-9]{1,18}$'"
+    "               THEN split_part(substr(x.stamp, length(l.prefix) + 1), '::', 1)::bigint END) < l.keep_from"
+    "   LIMIT $2 FOR UPDATE OF x SKIP LOCKED) "
+    "DELETE FROM df._activations d WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM old))";
+
+std::int64_t run_batch(pqxx::connection &conn, const char *sql, std::int64_t a, std::int64_t b) {
+    pqxx::work tx(conn);
+    const auto result = tx.exec_params(sql, a, b);
+    tx.commit();
+    return static_cast<std::int64_t>(result.affected_rows());
+}
+
+}  // namespace
+
+RetentionBatch retention_batch(pqxx::connection &conn, const RetentionLimits &limits) {
+    RetentionBatch done;
+    done.instances = run_batch(conn, kExpiredInstances, limits.retention_days, limits.batch);
+    if (limits.retention_max_instances > 0)
+        done.instances += run_batch(conn, kSurplusInstances, limits.retention_max_instances, limits.batch);
+    done.executions = run_batch(conn, kOldExecutions, limits.history_executions, limits.batch);
+    done.iterations = run_batch(conn, kOldIterations, limits.history_executions,
+                                static_cast<std::int64_t>(limits.batch) * 20);
+    return done;
 }
 
 }  // namespace pgd::daemon::store

@@ -82,4 +82,26 @@ void record_cancelled(pqxx::connection &conn, const std::string &instance_id, st
 // false when the role is gone.
 bool has_http_privilege(pqxx::connection &conn, std::int64_t role_oid);
 
+// Retention and loop-history bounding (SPEC §17, DESIGN §2.8): one small
+// batch of each kind of cleanup, each in its own short transaction, skipping
+// rows other transactions hold. Terminal instances older than retention_days
+// (age from becoming terminal) or beyond the newest retention_max_instances
+// terminal ones are deleted with all their state (ON DELETE CASCADE);
+// pending and running instances never. Root loops keep the activations and
+// df._executions rows of the newest history_executions past executions;
+// non-root loops keep the activations of their newest history_executions
+// past iterations (and their checkpoint row).
+struct RetentionLimits {
+    int retention_days = 30;
+    int retention_max_instances = 10000;  // 0 = no count limit
+    int history_executions = 10;
+    int batch = 100;  // instances / executions per transaction; activations: batch * 20
+};
+struct RetentionBatch {
+    std::int64_t instances = 0;   // terminal instances deleted
+    std::int64_t executions = 0;  // past root-loop executions deleted
+    std::int64_t iterations = 0;  // activation rows of old non-root loop iterations deleted
+};
+RetentionBatch retention_batch(pqxx::connection &conn, const RetentionLimits &limits);
+
 }  // namespace pgd::daemon::store
