@@ -22,6 +22,9 @@
 #          from the first df.start to the last completion; CPU per instance
 #      (b) closed loop: each submitter waits until its step committed
 #   5. dispatch breakdown: the daemon at debug log level, per-hop medians
+#   6. diagnostic: df.start alone (daemon stopped), 1 and 8 clients
+# Short baseline probes right before and after the chain and the open-loop
+# phases give a second ratio against the baseline measured around them.
 # Each engine phase also counts commit records in the WAL (pg_walinspect)
 # per step or instance. Server and daemon are always stopped and the directory removed
 # at the end, even on failure (PGD_KEEP_BENCH=1 keeps the directory).
@@ -41,9 +44,9 @@ for arg in "$@"; do
 done
 
 if [ "$MODE" = quick ]; then
-  PGBENCH_T=8; DISPATCH_N=200; CHAIN_STEPS=200; CHAIN_RUNS=2; TP_T=10; TP_PER_CLIENT=250
+  PGBENCH_T=8; DISPATCH_N=200; CHAIN_STEPS=200; CHAIN_RUNS=2; TP_T=10; TP_PER_CLIENT=250; PROBE_T=3
 else
-  PGBENCH_T=30; DISPATCH_N=1000; CHAIN_STEPS=200; CHAIN_RUNS=5; TP_T=30; TP_PER_CLIENT=1000
+  PGBENCH_T=30; DISPATCH_N=1000; CHAIN_STEPS=200; CHAIN_RUNS=5; TP_T=30; TP_PER_CLIENT=1000; PROBE_T=5
 fi
 DISPATCH_WARMUP=10
 # Overrides, for trying things out: PGD_BENCH_PGBENCH_T, PGD_BENCH_DISPATCH_N,
@@ -55,6 +58,7 @@ CHAIN_STEPS="${PGD_BENCH_CHAIN_STEPS:-$CHAIN_STEPS}"
 CHAIN_RUNS="${PGD_BENCH_CHAIN_RUNS:-$CHAIN_RUNS}"
 TP_T="${PGD_BENCH_TP_T:-$TP_T}"
 TP_PER_CLIENT="${PGD_BENCH_TP_PER_CLIENT:-$TP_PER_CLIENT}"
+PROBE_T="${PGD_BENCH_PROBE_T:-$PROBE_T}"
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 ROOT="$(cd "$HERE/.." && pwd -P)"
@@ -175,12 +179,18 @@ SETTINGS="$(val "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FR
 # --------------------------------------------------------------- baseline
 # pgbench_tps CLIENTS: commits/s of the one-insert script (no vacuum, no init).
 pgbench_tps() {
-  local clients="$1" script="${2:-pgbench_insert.sql}" jobs=1 out
+  local clients="$1" script="${2:-pgbench_insert.sql}" user="${3:-$SUPERUSER}" jobs=1 out
   [ "$clients" -gt 1 ] && jobs=2
-  out="$("$BINDIR/pgbench" "${CONN[@]}" -U "$SUPERUSER" -n -f "$HERE/$script" \
+  out="$("$BINDIR/pgbench" "${CONN[@]}" -U "$user" -n -M prepared -f "$HERE/$script" \
           -c "$clients" -j "$jobs" -T "$PGBENCH_T" 2>&1)" || { echo "$out" >&2; die "pgbench failed"; }
   echo "$out" | awk '/^tps = / { printf "%.1f", $3; exit }'
 }
+# probe CLIENTS: a short baseline run right before/after an engine phase. The
+# fsync latency of a shared (virtual) disk can swing several-fold within a
+# minute, so each engine figure is also compared with the baseline measured
+# around it.
+probe() { PGBENCH_T="$PROBE_T" pgbench_tps "$1"; }
+mean2() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (a + b) / 2 }'; }
 say "baseline: pgbench 1 client, ${PGBENCH_T}s"
 TPS1="$(pgbench_tps 1)"
 say "baseline: pgbench 8 clients, ${PGBENCH_T}s"
@@ -318,12 +328,15 @@ EOF
 }
 median_col() { awk -v c="$1" '{ print $c }' "$DIR/chain.txt" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 C_RATE=n/a C_RATE_E2E=n/a C_GAP=n/a C_COMMITS=n/a C_WAL=n/a
+P1A="$(probe 1)"
 chain_ok=1
 for run in $(seq "$CHAIN_RUNS"); do
   daemon_up "chain run $run" || { chain_ok=0; break; }
   chain_run || { chain_ok=0; fail "chain run $run failed"; }
   daemon_check "chain run $run" || { chain_ok=0; fail "daemon crashed in chain run $run"; }
 done
+P1B="$(probe 1)"
+P1="$(mean2 "$P1A" "$P1B")"
 if [ "$chain_ok" = 1 ]; then
   C_RATE="$(median_col 3)"
   C_RATE_E2E="$(median_col 4)"
@@ -358,6 +371,7 @@ cpu_per() {
 # fast as they can; rate = instances / (first df.start -> last completion).
 say "throughput: 8 submitters x $TP_PER_CLIENT one-step instances (open loop)"
 TPO=n/a TPO_COMMITS="n/a n/a" TPO_CPU="n/a n/a n/a n/a" TPO_SUBMIT=n/a
+P8A="$(probe 8)"
 tpo_phase() {
   local a b c0 c1 n out
   a="$(lsn)"
@@ -376,6 +390,8 @@ tpo_phase() {
 }
 daemon_up "open-loop throughput" && { tpo_phase || fail "open-loop throughput phase failed"; }
 daemon_check "open-loop throughput" || fail "daemon crashed in the open-loop throughput phase"
+P8B="$(probe 8)"
+P8="$(mean2 "$P8A" "$P8B")"
 
 # (b) closed loop: 8 submitters each start an instance and wait (bench_wait
 # polls every 1 ms) until its step committed; pgbench's tps = instances/s.
@@ -442,6 +458,19 @@ EOF
 }
 daemon_up "dispatch breakdown" && { diag_phase || fail "dispatch breakdown failed"; }
 
+# ------------------------------------------- df.start alone, daemon stopped
+# How fast can submitters start instances at all? The daemon is stopped, so
+# nothing else competes; the instances stay pending (the cluster is thrown
+# away). 1 vs 8 clients shows whether starts scale with clients.
+say "diagnostic: df.start alone (daemon stopped), 1 and 8 clients, ${PGBENCH_T}s each"
+if [ -n "$DAEMON_PID" ]; then
+  kill -TERM "$DAEMON_PID" 2>/dev/null
+  wait "$DAEMON_PID" 2>/dev/null || true
+  DAEMON_PID=""
+fi
+S1="$(pgbench_tps 1 pgbench_start.sql bench)"
+S8="$(pgbench_tps 8 pgbench_start.sql bench)"
+
 # ------------------------------------------------------------------ report
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 == 0) print "n/a"; else printf "%.1f%%", 100 * a / b }'; }
 # verdict VALUE OP LIMIT: met / MISSED / n/a
@@ -464,13 +493,17 @@ baseline (pgbench, INSERT INTO bench_t VALUES (1), -T $PGBENCH_T):
   1 client                 $(printf '%9s' "$TPS1") commits/s   ($PER_COMMIT_MS ms per commit)
   8 clients                $(printf '%9s' "$TPS8") commits/s
   8 clients, + NOTIFY      $(printf '%9s' "$TPS8N") commits/s   (diagnostic: df.start NOTIFYs at commit)
+  df.start alone, 1 client $(printf '%9s' "$S1") starts/s    (diagnostic, daemon stopped)
+  df.start alone, 8 clients$(printf '%9s' "$S8") starts/s    (diagnostic, daemon stopped)
 engine:
   dispatch p50             $(printf '%9s' "$D_P50") ms          target < 2 ms:  $(verdict "$D_P50" '<' 2)
   dispatch p99             $(printf '%9s' "$D_P99") ms          target < 10 ms: $(verdict "$D_P99" '<' 10)   (max $D_MAX ms, n=$DISPATCH_N)
   chain                    $(printf '%9s' "$C_RATE") steps/s     $(ratio "$C_RATE" "$TPS1") of 1-client rate, target >= 40%: $(verdict "$C_RATE" '>=' "$(awk -v t="$TPS1" 'BEGIN { print 0.4 * t }')")
+                           $(ratio "$C_RATE" "$P1") of the 1-client rate measured around it ($P1A before, $P1B after, ${PROBE_T}s each)
                            ($CHAIN_STEPS steps, median of $CHAIN_RUNS runs, first->last step: $C_GAP ms per step; df.start commit->completion: $C_RATE_E2E steps/s)
   one-step instances/s, 8 submitters:
     open loop              $(printf '%9s' "$TPO") inst/s      $(ratio "$TPO" "$TPS8") of 8-client rate, target >= 30%: $(verdict "$TPO" '>=' "$(awk -v t="$TPS8" 'BEGIN { print 0.3 * t }')")
+                           $(ratio "$TPO" "$P8") of the 8-client rate measured around it ($P8A before, $P8B after)
                            ($((8 * TP_PER_CLIENT)) instances; first df.start -> last completion; submitters alone ran at $TPO_SUBMIT df.start/s)
     closed loop            $(printf '%9s' "$TP") inst/s      $(ratio "$TP" "$TPS8") of 8-client rate  (submit -> step committed avg $TP_LAT ms; includes 1 ms polling)
   CPU per open-loop instance, ms (daemon process, its state backends, its step backends, whole machine):
