@@ -70,9 +70,11 @@ void upsert_activation(pqxx::work &tx, const std::string &instance_id, std::int6
 }
 
 // Locks the instance row (the one lock order: instance first) and tells
-// whether it still runs.
+// whether it still runs. FOR NO KEY UPDATE, as df._run_step and df.cancel
+// do: a running step's df._activations insert holds the row's FOR KEY SHARE
+// lock (foreign key) until the step ends, and FOR UPDATE would wait for it.
 bool lock_live_instance(pqxx::work &tx, const std::string &instance_id) {
-    const auto rows = tx.exec_params("SELECT status FROM df.instances WHERE id = $1 FOR UPDATE", instance_id);
+    const auto rows = tx.exec_params("SELECT status FROM df.instances WHERE id = $1 FOR NO KEY UPDATE", instance_id);
     if (rows.empty()) return false;
     const auto status = rows[0][0].as<std::string>();
     return status == "pending" || status == "running";
