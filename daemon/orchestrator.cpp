@@ -189,7 +189,8 @@ Orchestrator::Instance *Orchestrator::find(const std::string &id) {
 
 void Orchestrator::push(Instance &inst, Effects effects) {
     inst.queue.push_back(std::move(effects));
-    pump(inst.row.id);
+    const std::string id = inst.row.id;  // a copy: pump may forget (destroy) the instance
+    pump(id);
 }
 
 // Carries out queued effects one batch at a time: writes commit before the
