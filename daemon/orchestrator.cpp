@@ -306,9 +306,20 @@ void Orchestrator::on_step_result(const std::string &id, const StepRun &step, in
         write.started_at = now();
         write.completed_at = now();
         const std::int64_t execution = inst->row.execution;
+        // The interpreter counts on a last step completing the instance in its
+        // own transaction (df._run_step's finish); here that is this write.
+        auto batch = std::make_shared<Effects>();
+        batch->activations.push_back(write);
+        if (result.kind == Kind::completed && step.completes_instance) {
+            batch->mirrors = step.mirrors;
+            for (const auto &node : step.completes_nodes)
+                batch->mirrors.push_back({step.stamp, node, "completed", result.result, std::nullopt});
+            batch->instance.emplace();
+            batch->instance->status = "completed";
+        }
         on_state<bool>(
-            [id, execution, write](pqxx::connection &c) {
-                store::record_activation(c, id, execution, write);
+            [id, execution, batch](pqxx::connection &c) {
+                store::apply_effects(c, id, execution, *batch);
                 return true;
             },
             [this, id, step, outcome](bool) { feed_step(id, step.stamp, step.node_id, outcome); });
