@@ -101,6 +101,7 @@ struct StepResult {
     char *result;        // STEP_COMPLETED: {"rows":[...],"row_count":N}
     char *error;         // STEP_FAILED / STEP_CANCELLED: the recorded error text
     char *instance_status;  // STEP_COMPLETED: instance status read under lock
+    bool interrupted;       // STEP_FAILED by pg_cancel_backend (the daemon's cancel)
 };
 
 constexpr const char *kTransactionControl = "transaction control statements are not allowed in a workflow step";
@@ -418,6 +419,10 @@ void run_step_sql(MemoryContext cxt, const Activation &act, StepResult *out) {
         if (in_bookkeeping) ReThrowError(edata);
         out->end = STEP_FAILED;
         out->error = failure_text(cxt, edata);
+        // pg_cancel_backend, not a statement_timeout (same SQLSTATE; the
+        // untranslated message tells them apart).
+        out->interrupted = edata->sqlerrcode == ERRCODE_QUERY_CANCELED && edata->message_id != nullptr &&
+                           strcmp(edata->message_id, "canceling statement due to user request") == 0;
         FreeErrorData(edata);
     }
     PG_END_TRY();
@@ -593,11 +598,27 @@ Datum df__run_step(PG_FUNCTION_ARGS) {
         appendStringInfoChar(&out, '}');
     } else {
         // 3. and 4., as the caller.
-        StepResult step = {STEP_FAILED, nullptr, nullptr, nullptr};
+        StepResult step = {STEP_FAILED, nullptr, nullptr, nullptr, false};
         run_step_sql(cxt, act, &step);
 
         // 5., as table owner, in the same transaction.
         owner = enter_owner();
+        // Interrupted by the daemon and the instance not cancelled (a RACE
+        // loser): nothing is recorded, the whole call rolls back (SPEC
+        // §10.5) and the daemon sees 57014. Decided without the instance
+        // lock: the daemon may hold it while it waits for this activation.
+        if (step.end == STEP_FAILED && step.interrupted) {
+            Oid types[1] = {TEXTOID};
+            Datum values[1] = {CStringGetTextDatum(act.instance_id)};
+            // read_only = false: a fresh snapshot sees a df.cancel committed since the call began.
+            pgd::expect_spi(SPI_execute_with_args("SELECT status FROM df.instances WHERE id = $1", 1, types, values,
+                                                  nullptr, false, 1),
+                            SPI_OK_SELECT, "read of df.instances");
+            const char *now_status =
+                SPI_processed == 1 ? copy_value(cxt, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : nullptr;
+            if (now_status == nullptr || strcmp(now_status, "cancelled") != 0)
+                ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED), errmsg("canceling statement due to user request")));
+        }
         if (step.end == STEP_FAILED) {
             InstanceState instance = lock_instance(cxt, act.instance_id);
             if (instance.status != nullptr && strcmp(instance.status, "cancelled") == 0) {
