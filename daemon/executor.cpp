@@ -95,6 +95,20 @@ std::string primary_message(const std::string &what) {
     return text;
 }
 
+// libpq says "connection to server on socket ... failed: FATAL:  <message>";
+// the server's own message is what users need (SPEC §2, §10.2).
+std::string connect_failure_text(const std::string &role, const std::string &database, const std::string &what) {
+    std::string message = what;
+    const auto fatal = message.find("FATAL:  ");
+    if (fatal != std::string::npos) message = message.substr(fatal + 8);
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    const auto newline = message.find('\n');
+    if (newline != std::string::npos) message = message.substr(0, newline);
+    // A dropped target database reads as a step failure (SPEC §10.2).
+    if (message == "database \"" + database + "\" does not exist") return "SQL execution failed: " + message;
+    return "Failed to connect as '" + role + "': " + message;
+}
+
 StepResult parse_run_step_outcome(const std::string &outcome) {
     StepResult result;
     const auto json = durable::JsonText::parse(outcome);
@@ -271,7 +285,7 @@ void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Don
                 raw->pq.reset();
                 result.kind = StepResult::Kind::connect_failed;
                 result.recorded = false;
-                result.error = "Failed to connect as '" + request.role + "': " + primary_message(e.what());
+                result.error = connect_failure_text(request.role, request.database, e.what());
                 broken = true;
             }
         }

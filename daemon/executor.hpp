@@ -61,6 +61,9 @@ struct StepResult {
 // Parses df._run_step's outcome JSON (exposed for unit tests).
 StepResult parse_run_step_outcome(const std::string &outcome);
 
+// The node error for a failed connection as `role` to `database`.
+std::string connect_failure_text(const std::string &role, const std::string &database, const std::string &what);
+
 // Converts a server error text (libpqxx what()) to its primary message.
 std::string primary_message(const std::string &what);
 

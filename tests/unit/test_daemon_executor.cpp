@@ -1,0 +1,38 @@
+// Parsing df._run_step outcomes and connection failures (daemon/executor.hpp).
+#include <catch2/catch.hpp>
+
+#include "daemon/executor.hpp"
+
+using pgd::daemon::connect_failure_text;
+using pgd::daemon::parse_run_step_outcome;
+using pgd::daemon::StepResult;
+
+TEST_CASE("df._run_step outcomes keep the result text exactly", "[daemon][executor]") {
+    const auto done = parse_run_step_outcome(
+        "{\"outcome\":\"completed\",\"result\":{\"rows\":[{\"b\":1.50,\"a\":2}],\"row_count\":1}}");
+    CHECK(done.kind == StepResult::Kind::completed);
+    CHECK(done.result == "{\"rows\":[{\"b\":1.50,\"a\":2}],\"row_count\":1}");
+
+    const auto failed = parse_run_step_outcome("{\"outcome\":\"failed\",\"error\":\"SQL execution failed: division by zero\"}");
+    CHECK(failed.kind == StepResult::Kind::failed);
+    CHECK(failed.error == "SQL execution failed: division by zero");
+
+    const auto dup = parse_run_step_outcome(
+        "{\"outcome\":\"duplicate\",\"status\":\"completed\",\"result\":{\"rows\":[],\"row_count\":0},\"error\":null}");
+    CHECK(dup.kind == StepResult::Kind::duplicate);
+    CHECK(dup.status == "completed");
+    CHECK(dup.result == "{\"rows\":[],\"row_count\":0}");
+
+    CHECK(parse_run_step_outcome("{\"outcome\":\"instance_not_running\",\"status\":\"cancelled\"}").kind ==
+          StepResult::Kind::instance_not_running);
+    CHECK(parse_run_step_outcome("not json").kind == StepResult::Kind::interrupted);
+}
+
+TEST_CASE("connection failures carry the server's message", "[daemon][executor]") {
+    const std::string socket_prefix = "connection to server on socket \"/tmp/x/.s.PGSQL.5432\" failed: ";
+    CHECK(connect_failure_text("alice", "app", socket_prefix + "FATAL:  role \"alice\" is not permitted to log in\n") ==
+          "Failed to connect as 'alice': role \"alice\" is not permitted to log in");
+    CHECK(connect_failure_text("alice", "gone", socket_prefix + "FATAL:  database \"gone\" does not exist\n") ==
+          "SQL execution failed: database \"gone\" does not exist");
+    CHECK(connect_failure_text("alice", "app", "could not connect") == "Failed to connect as 'alice': could not connect");
+}
