@@ -116,7 +116,8 @@ SELECT engine_run('e5000002', 'e5000002::1', 'b500000d', 'INSERT INTO engine_chi
 SELECT count(*) AS orphan_rolled_back FROM engine_child;
 -- COPY to the client cannot work over SPI.
 SELECT engine_run('e5000002', 'e5000002::1', 'b500000e', 'COPY engine_effects TO STDOUT');
--- Interrupted by a query cancel (the daemon's PQcancel) on a live instance: failed.
+-- Interrupted by a query cancel (the daemon's PQcancel) on a live instance: the
+-- whole call rolls back and records nothing, so the daemon runs the step again.
 RESET ROLE;
 UPDATE df.instances SET submitted_by = current_user::regrole WHERE id = 'e5000002';
 SELECT engine_run('e5000002', 'e5000002::1', 'b500000f',
