@@ -22,6 +22,14 @@
 #include <string>
 #include <vector>
 
+// Fails a Catch2 test with `diagnostics` (e.g. a daemon or server log) when
+// `condition` does not become true within `deadline`.
+#define REQUIRE_EVENTUALLY(condition, deadline, diagnostics)                                  \
+    do {                                                                                      \
+        if (!::pgd::test::wait_until([&] { return static_cast<bool>(condition); }, deadline)) \
+            FAIL("timed out waiting for: " #condition "\n--- log ---\n" << (diagnostics));   \
+    } while (0)
+
 namespace pgd::test {
 
 using namespace std::chrono_literals;

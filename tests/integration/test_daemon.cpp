@@ -24,13 +24,6 @@ constexpr const char *kOrchestratorLockHeld =
     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
     "AND classid = 1885824117 AND objid = 1 AND objsubid = 2";
 
-// Fails the test with the daemon's log when the condition does not hold in time.
-#define REQUIRE_EVENTUALLY(condition, deadline, diagnostics)                                \
-    do {                                                                                    \
-        if (!wait_until([&] { return static_cast<bool>(condition); }, deadline))            \
-            FAIL("timed out waiting for: " #condition "\n--- log ---\n" << (diagnostics)); \
-    } while (0)
-
 std::string log_after(const DaemonProcess &daemon, std::size_t offset) {
     const auto log = daemon.log();
     return offset < log.size() ? log.substr(offset) : std::string();

@@ -8,15 +8,6 @@ using namespace pgd::test;
 
 namespace {
 
-std::string lit(const std::string &text) {
-    std::string out = "'";
-    for (char c : text) {
-        if (c == '\'') out += '\'';
-        out += c;
-    }
-    return out + "'";
-}
-
 long count_of(EngineCluster &ec, const std::string &sql, const std::string &db = "postgres") {
     return std::stol(ec.cluster().query_value(sql, db).value_or("-1"));
 }
@@ -30,15 +21,15 @@ TEST_CASE("engine: df.cancel interrupts a running pg_sleep(60) within a second",
     EngineCluster ec;
     ec.cluster().exec("CREATE TABLE cancel_rows (i int); GRANT ALL ON cancel_rows TO alice");
     const auto id = ec.start("'INSERT INTO cancel_rows VALUES (1); SELECT pg_sleep(60)' ~> 'INSERT INTO cancel_rows VALUES (2)'");
-    ENGINE_REQUIRE_EVENTUALLY(count_of(ec, kSleepingAlice) == 1, 20s, ec.diagnostics(id));
+    REQUIRE_EVENTUALLY(count_of(ec, kSleepingAlice) == 1, 20s, ec.diagnostics(id));
 
     CHECK(ec.query("alice", "SELECT df.cancel(" + lit(id) + ", 'stop now')") ==
           std::optional<std::string>("Instance " + id + " cancelled: stop now"));
     CHECK(ec.status(id) == "cancelled");
     // The statement ends within a second.
-    ENGINE_REQUIRE_EVENTUALLY(count_of(ec, kSleepingAlice) == 0, 1s, ec.diagnostics(id));
+    REQUIRE_EVENTUALLY(count_of(ec, kSleepingAlice) == 0, 1s, ec.diagnostics(id));
     const auto sql_node = "query LIKE '%pg_sleep(60)%'";
-    ENGINE_REQUIRE_EVENTUALLY(ec.node(id, "status", sql_node) == "cancelled", 5s, ec.diagnostics(id));
+    REQUIRE_EVENTUALLY(ec.node(id, "status", sql_node) == "cancelled", 5s, ec.diagnostics(id));
     CHECK(ec.node(id, "error", sql_node) == "Cancelled: stop now");
     CHECK(ec.cluster().query_value("SELECT error FROM df.instances WHERE id = " + lit(id)) ==
           std::optional<std::string>("stop now"));
@@ -58,12 +49,12 @@ TEST_CASE("engine: a RACE loser's running statement is rolled back", "[engine]")
     ec.cluster().exec("CREATE TABLE race_rows (i int); GRANT ALL ON race_rows TO alice");
     const auto id = ec.start("'INSERT INTO race_rows VALUES (1); SELECT pg_sleep(60)' | "
                              "(df.sleep(1) ~> $$SELECT 'win' AS w$$)");
-    ENGINE_REQUIRE_EVENTUALLY(count_of(ec, kSleepingAlice) == 1, 20s, ec.diagnostics(id));
+    REQUIRE_EVENTUALLY(count_of(ec, kSleepingAlice) == 1, 20s, ec.diagnostics(id));
     CHECK(ec.await(id, 15s) == "completed");
     CHECK(ec.result(id) == R"({"rows":[{"w":"win"}],"row_count":1})");
-    ENGINE_REQUIRE_EVENTUALLY(count_of(ec, kSleepingAlice) == 0, 2s, ec.diagnostics(id));
+    REQUIRE_EVENTUALLY(count_of(ec, kSleepingAlice) == 0, 2s, ec.diagnostics(id));
     const auto loser = "query LIKE '%pg_sleep(60)%'";
-    ENGINE_REQUIRE_EVENTUALLY(ec.node(id, "status", loser) == "cancelled", 5s, ec.diagnostics(id));
+    REQUIRE_EVENTUALLY(ec.node(id, "status", loser) == "cancelled", 5s, ec.diagnostics(id));
     CHECK(ec.node(id, "error", loser) == "Branch cancelled after losing RACE");
     CHECK(count_of(ec, "SELECT count(*) FROM race_rows") == 0);
 }
@@ -76,7 +67,7 @@ TEST_CASE("engine: roles cannot see or touch each other's instances; steps run w
     const auto who = ec.start("'SELECT session_user::text AS s, current_user::text AS c'", "bob");
     const auto denied = ec.start("'SELECT * FROM secret'", "alice");
 
-    ENGINE_REQUIRE_EVENTUALLY(ec.status(waiting) == "running", 10s, ec.diagnostics(waiting));
+    REQUIRE_EVENTUALLY(ec.status(waiting) == "running", 10s, ec.diagnostics(waiting));
     CHECK(ec.query("alice", "SELECT df.status(" + lit(waiting) + ")") == std::optional<std::string>("running"));
     CHECK_FALSE(ec.query("bob", "SELECT df.status(" + lit(waiting) + ")"));
     CHECK_FALSE(ec.query("bob", "SELECT df.result(" + lit(waiting) + ")"));
@@ -193,7 +184,7 @@ TEST_CASE("engine: user-guide cron loop ticks every second; batch loop breaks wi
     CHECK(ec.query("alice", "SELECT df.result(" + lit(batch) + ")::jsonb = '{\"status\": \"complete\", \"total\": 3}'") ==
           std::optional<std::string>("t"));
 
-    ENGINE_REQUIRE_EVENTUALLY(count_of(ec, "SELECT count(*) FROM ticks") >= 3, 15s, ec.diagnostics(cron));
+    REQUIRE_EVENTUALLY(count_of(ec, "SELECT count(*) FROM ticks") >= 3, 15s, ec.diagnostics(cron));
     CHECK(ec.status(cron) == "running");
     // One tick per second: distinct whole seconds.
     CHECK(count_of(ec, "SELECT count(DISTINCT date_trunc('second', at)) - count(*) FROM ticks") == 0);

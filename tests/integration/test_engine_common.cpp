@@ -35,7 +35,7 @@ EngineCluster::EngineCluster(ClusterOptions options, bool start)
 
 void EngineCluster::start_daemon() {
     daemon_ = std::make_unique<DaemonProcess>(cluster_);
-    ENGINE_REQUIRE_EVENTUALLY(daemon_->log_contains("pg_durable: processing durable functions..."), 30s,
+    REQUIRE_EVENTUALLY(daemon_->log_contains("pg_durable: processing durable functions..."), 30s,
                               daemon_->log());
 }
 

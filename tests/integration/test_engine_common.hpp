@@ -14,12 +14,15 @@
 
 namespace pgd::test {
 
-// Fails the test with diagnostics when the condition does not hold in time.
-#define ENGINE_REQUIRE_EVENTUALLY(condition, deadline, diagnostics)                          \
-    do {                                                                                     \
-        if (!::pgd::test::wait_until([&] { return static_cast<bool>(condition); }, deadline)) \
-            FAIL("timed out waiting for: " #condition "\n--- diagnostics ---\n" << (diagnostics)); \
-    } while (0)
+// A SQL string literal: 'text' with quotes doubled.
+inline std::string lit(const std::string &text) {
+    std::string out = "'";
+    for (char c : text) {
+        if (c == '\'') out += '\'';
+        out += c;
+    }
+    return out + "'";
+}
 
 class EngineCluster {
 public:

@@ -10,15 +10,6 @@ using namespace pgd::test;
 
 namespace {
 
-std::string lit(const std::string &text) {
-    std::string out = "'";
-    for (char c : text) {
-        if (c == '\'') out += '\'';
-        out += c;
-    }
-    return out + "'";
-}
-
 long count_of(EngineCluster &ec, const std::string &sql) {
     return std::stol(ec.cluster().query_value(sql).value_or("-1"));
 }
@@ -43,7 +34,7 @@ TEST_CASE("engine: immediate server shutdown mid-way through a 200-step chain; e
     const auto id = ec.start("chain(200)");
     CHECK(count_of(ec, "SELECT count(*) FROM df.nodes WHERE instance_id = " + lit(id)) == 399);
 
-    ENGINE_REQUIRE_EVENTUALLY(count_of(ec, "SELECT count(*) FROM chain_rows") >= 20, 60s, ec.diagnostics(id));
+    REQUIRE_EVENTUALLY(count_of(ec, "SELECT count(*) FROM chain_rows") >= 20, 60s, ec.diagnostics(id));
     ec.kill_daemon();
     ec.cluster().stop(StopMode::immediate);
     ec.cluster().start();
@@ -64,7 +55,7 @@ TEST_CASE("engine: kill -9 of the daemon mid-step; the step's effects land exact
     ec.cluster().exec("CREATE TABLE once_rows (i int); GRANT ALL ON once_rows TO alice");
     const auto id = ec.start("'INSERT INTO once_rows VALUES (1); SELECT pg_sleep(2) AS slept' ~> 'SELECT 42 AS done'");
     // The step is running: its backend sleeps as alice.
-    ENGINE_REQUIRE_EVENTUALLY(count_of(ec, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' "
+    REQUIRE_EVENTUALLY(count_of(ec, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' "
                                            "AND wait_event = 'PgSleep'") == 1,
                               20s, ec.diagnostics(id));
     ec.kill_daemon();
@@ -84,7 +75,7 @@ TEST_CASE("engine: kill -9 of the daemon while instances sleep, wait for a signa
     const auto cron = ec.start("df.wait_for_schedule('" + std::to_string(due % 60) + " * * * * *') ~> 'SELECT 3 AS c'");
 
     // The sleep has been running for 2 s when the daemon dies.
-    ENGINE_REQUIRE_EVENTUALLY(
+    REQUIRE_EVENTUALLY(
         ec.cluster().query_value("SELECT now() - started_at >= interval '2 s' FROM df.nodes WHERE instance_id = " +
                                  lit(sleeper) + " AND node_type = 'SLEEP' AND status = 'running'") ==
             std::optional<std::string>("t"),

@@ -8,15 +8,6 @@ using namespace pgd::test;
 
 namespace {
 
-std::string lit(const std::string &text) {
-    std::string out = "'";
-    for (char c : text) {
-        if (c == '\'') out += '\'';
-        out += c;
-    }
-    return out + "'";
-}
-
 // True when df.result(id) equals `expected` as jsonb (key order ignored).
 bool result_is(EngineCluster &ec, const std::string &id, const std::string &expected) {
     return ec.cluster().query_value("SELECT df.result(" + lit(id) + ")::jsonb = " + lit(expected) + "::jsonb") ==

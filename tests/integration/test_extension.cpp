@@ -10,12 +10,6 @@ using namespace pgd::test;
 
 namespace {
 
-#define REQUIRE_EVENTUALLY(condition, deadline, diagnostics)                                \
-    do {                                                                                    \
-        if (!wait_until([&] { return static_cast<bool>(condition); }, deadline))            \
-            FAIL("timed out waiting for: " #condition "\n--- log ---\n" << (diagnostics)); \
-    } while (0)
-
 std::string start_in(pqxx::transaction_base &tx, const std::string &fut) {
     return tx.exec_params1("SELECT df.start($1)", fut)[0].as<std::string>();
 }

@@ -20,12 +20,6 @@ namespace {
 
 constexpr const char *kProcessing = "pg_durable: processing durable functions...";
 
-#define REQUIRE_EVENTUALLY(condition, deadline, diagnostics)                                \
-    do {                                                                                    \
-        if (!wait_until([&] { return static_cast<bool>(condition); }, deadline))            \
-            FAIL("timed out waiting for: " #condition "\n--- log ---\n" << (diagnostics)); \
-    } while (0)
-
 std::string quote(const std::string &text) {
     std::string out = "'";
     for (char c : text) {

@@ -16,12 +16,6 @@ namespace {
 
 constexpr const char *kProcessing = "pg_durable: processing durable functions...";
 
-#define REQUIRE_EVENTUALLY(condition, deadline, diagnostics)                                \
-    do {                                                                                    \
-        if (!wait_until([&] { return static_cast<bool>(condition); }, deadline))            \
-            FAIL("timed out waiting for: " #condition "\n--- log ---\n" << (diagnostics)); \
-    } while (0)
-
 // The server (the postgres OS user) must be able to execute the daemon, but
 // the build tree may sit where that user cannot reach (e.g. under /root):
 // run a copy of the freshly built binary from a world-readable scratch dir.
