@@ -838,24 +838,27 @@ Effects InstanceRun::start(TimePoint now) {
     return take_effects();
 }
 
-Effects InstanceRun::on_step(const std::string &stamp, const std::string &node_id, const Outcome &outcome,
-                             TimePoint now) {
+// Hands a step's outcome to its waiting task, if it still waits (a late
+// outcome of a cancelled RACE loser finds none).
+template <class StepTask>
+Effects InstanceRun::step_finished(const std::string &stamp, const std::string &node_id, const Outcome &outcome,
+                                   TimePoint now) {
     now_ = now;
-    if (auto *task = dynamic_cast<SqlTask *>(find_leaf(stamp, node_id))) {
+    if (auto *task = dynamic_cast<StepTask *>(find_leaf(stamp, node_id))) {
         task->outcome(outcome);
         drain();
     }
     return take_effects();
 }
 
+Effects InstanceRun::on_step(const std::string &stamp, const std::string &node_id, const Outcome &outcome,
+                             TimePoint now) {
+    return step_finished<SqlTask>(stamp, node_id, outcome, now);
+}
+
 Effects InstanceRun::on_http(const std::string &stamp, const std::string &node_id, const Outcome &outcome,
                              TimePoint now) {
-    now_ = now;
-    if (auto *task = dynamic_cast<HttpTask *>(find_leaf(stamp, node_id))) {
-        task->outcome(outcome);
-        drain();
-    }
-    return take_effects();
+    return step_finished<HttpTask>(stamp, node_id, outcome, now);
 }
 
 Effects InstanceRun::on_timer(const std::string &stamp, const std::string &node_id, TimePoint now) {

@@ -206,6 +206,9 @@ private:
         Outcome outcome;
     };
 
+    template <class StepTask>
+    Effects step_finished(const std::string &stamp, const std::string &node_id, const Outcome &outcome,
+                          TimePoint now);
     std::unique_ptr<Task> make_task(NodeIndex node, Task *parent, std::string stamp,
                                     std::shared_ptr<std::map<std::string, std::string>> results);
     void start_task(Task &task);
