@@ -140,13 +140,30 @@ protected:
         run_.unregister_leaf(*this);
         registered_ = false;
         run_.effects_.cancels.push_back({stamp_, id()});
+        record("cancelled", std::nullopt, error);
+    }
+    // Records this activation in the batch's writes: `running` with its start
+    // (and due time), or a terminal status with its result or error.
+    void record(const std::string &status, std::optional<std::string> result = std::nullopt,
+                std::optional<std::string> error = std::nullopt, std::optional<TimePoint> wake = std::nullopt) {
         ActivationWrite write;
         write.stamp = stamp_;
         write.node_id = id();
-        write.status = "cancelled";
-        write.error = error;
-        write.completed_at = run_.now_;
+        write.status = status;
+        write.result = std::move(result);
+        write.error = std::move(error);
+        if (status == "running")
+            write.started_at = started_;
+        else
+            write.completed_at = run_.now_;
+        write.wake_at = wake;
         run_.effects_.activations.push_back(std::move(write));
+    }
+    // Completes with `result`, recording it (a timer that came due).
+    void complete_recorded(const std::string &result) {
+        stop_waiting();
+        record("completed", result);
+        finish(Outcome::completed(result));
     }
     void wait() {
         run_.register_leaf(*this);
@@ -158,6 +175,7 @@ protected:
     }
 
     bool registered_ = false;
+    TimePoint started_{};
 };
 
 class SqlTask : public LeafTask {
@@ -248,27 +266,11 @@ public:
             finish(Outcome::failed(e.what(), id()));
             return;
         }
-        ActivationWrite write;
-        write.stamp = stamp_;
-        write.node_id = id();
-        write.status = "running";
-        write.started_at = run_.now_;
-        write.wake_at = *wake;
-        run_.effects_.activations.push_back(std::move(write));
+        started_ = run_.now_;
+        record("running", std::nullopt, std::nullopt, *wake);
         arm(*wake);
     }
-    void timer_due() override {
-        stop_waiting();
-        const std::string result = result_text();
-        ActivationWrite write;
-        write.stamp = stamp_;
-        write.node_id = id();
-        write.status = "completed";
-        write.result = result;
-        write.completed_at = run_.now_;
-        run_.effects_.activations.push_back(std::move(write));
-        finish(Outcome::completed(result));
-    }
+    void timer_due() override { complete_recorded(result_text()); }
 
 private:
     void arm(TimePoint wake) {
@@ -303,24 +305,18 @@ public:
         const ordered_json config = config_of(node());
         name_ = config.value("signal_name", "");
         const Record *rec = run_.recorded(stamp_, id());
-        TimePoint started = run_.now_;
+        started_ = run_.now_;
         std::optional<TimePoint> wake;
         if (rec != nullptr) {
-            started = rec->started_at.value_or(run_.now_);
+            started_ = rec->started_at.value_or(run_.now_);
             wake = rec->wake_at;
         } else {
             if (config.contains("timeout_seconds") && config["timeout_seconds"].is_number_integer())
                 wake = run_.now_ + std::chrono::seconds(config["timeout_seconds"].get<std::int64_t>());
-            ActivationWrite write;
-            write.stamp = stamp_;
-            write.node_id = id();
-            write.status = "running";
-            write.started_at = started;
-            write.wake_at = wake;
-            run_.effects_.activations.push_back(std::move(write));
+            record("running", std::nullopt, std::nullopt, wake);
         }
         wait();
-        run_.effects_.signal_waits.push_back({stamp_, id(), name_, started});
+        run_.effects_.signal_waits.push_back({stamp_, id(), name_, started_});
         if (wake) run_.effects_.timers.push_back({stamp_, id(), *wake});
     }
     void delivered(const std::string &result) {
@@ -328,17 +324,7 @@ public:
         finish(Outcome::completed(result));
     }
     void timer_due() override {  // timed out
-        stop_waiting();
-        const std::string result =
-            "{\"signal_name\":" + json_string(name_) + ",\"timed_out\":true,\"data\":null}";
-        ActivationWrite write;
-        write.stamp = stamp_;
-        write.node_id = id();
-        write.status = "completed";
-        write.result = result;
-        write.completed_at = run_.now_;
-        run_.effects_.activations.push_back(std::move(write));
-        finish(Outcome::completed(result));
+        complete_recorded("{\"signal_name\":" + json_string(name_) + ",\"timed_out\":true,\"data\":null}");
     }
 
 private:
