@@ -1,12 +1,14 @@
 #include "daemon/executor.hpp"
 
 #include <algorithm>
+#include <atomic>
 
 #include <boost/asio/post.hpp>
 #include <libpq-fe.h>
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
+#include "common/protocol.hpp"
 #include "common/substitute.hpp"
 #include "daemon/logging.hpp"
 
@@ -105,7 +107,7 @@ std::string connect_failure_text(const std::string &role, const std::string &dat
     const auto newline = message.find('\n');
     if (newline != std::string::npos) message = message.substr(0, newline);
     // A dropped target database reads as a step failure (SPEC §10.2).
-    if (message == "database \"" + database + "\" does not exist") return "SQL execution failed: " + message;
+    if (message == "database \"" + database + "\" does not exist") return durable::protocol::sql_failed(message);
     return "Failed to connect as '" + role + "': " + message;
 }
 
@@ -155,7 +157,13 @@ struct Executor::Connection {
     std::string role;
     std::unique_ptr<DbWorker> worker;
     std::unique_ptr<pqxx::connection> pq;  // touched only by worker jobs
-    int backend_pid = 0;                   // written on the io thread after connect
+    // Read by the canceller thread, written by the worker (pid, as soon as it
+    // has connected) and the io thread (sequence numbers): a cancel reaches
+    // exactly the step it was meant for, never a later step on the same
+    // connection and never another step of the same role.
+    std::atomic<int> backend_pid{0};
+    std::atomic<std::uint64_t> step_seq{0};    // bumped as each step is handed to the worker
+    std::atomic<std::uint64_t> cancel_seq{0};  // the step_seq a cancel was aimed at
     bool busy = false;
     bool broken = false;
     std::string running_key;  // instance|stamp|node of the step it runs
@@ -258,6 +266,7 @@ bool Executor::start_on_connection(Waiter &waiter) {
 void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Done done) {
     conn->busy = true;
     conn->running_key = request.instance_id + "|" + request.stamp + "|" + request.node_id;
+    const std::uint64_t seq = conn->step_seq.fetch_add(1) + 1;
     const bool in_extension_db = request.database == extension_database_;
     std::string conninfo;
     std::string conninfo_error;
@@ -270,9 +279,8 @@ void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Don
     const std::string secret = secret_;
     Connection *raw = conn.get();
     conn->worker->post([this, conn, raw, request = std::move(request), done = std::move(done), conninfo,
-                        conninfo_error, secret, in_extension_db, alive]() mutable {
+                        conninfo_error, secret, in_extension_db, alive, seq]() mutable {
         StepResult result;
-        int pid = 0;
         bool broken = false;
         if (!raw->pq) {
             try {
@@ -290,7 +298,13 @@ void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Don
             }
         }
         if (raw->pq) {
-            pid = raw->pq->backendpid();
+            raw->backend_pid.store(raw->pq->backendpid());
+        }
+        if (raw->pq && raw->cancel_seq.load() == seq) {
+            // Cancelled before it started: nothing ran, nothing committed.
+            result.kind = StepResult::Kind::interrupted;
+            result.error = "canceling statement due to user request";
+        } else if (raw->pq) {
             try {
                 if (in_extension_db) {
                     pqxx::nontransaction tx(*raw->pq);
@@ -321,10 +335,15 @@ void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Don
                     // df._run_step itself refused (e.g. a rotated secret): nothing committed.
                     result.kind = StepResult::Kind::interrupted;
                     result.error = primary_message(e.what());
+                    const std::string state = e.sqlstate();
+                    result.stale_attachment =
+                        result.error.find("may only be called by the pg_durable daemon") != std::string::npos ||
+                        state == "42883" || state == "3F000" || state == "42P01";
+                    log()->debug("df._run_step refused (SQLSTATE {}): {}", state, result.error);
                 } else {
                     result.kind = StepResult::Kind::failed;
                     result.recorded = false;
-                    result.error = "SQL execution failed: " + primary_message(e.what());
+                    result.error = durable::protocol::sql_failed(primary_message(e.what()));
                 }
             } catch (const std::exception &e) {
                 result.kind = StepResult::Kind::interrupted;
@@ -333,10 +352,9 @@ void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Don
             }
             if (broken) raw->pq.reset();
         }
-        boost::asio::post(io_, [this, conn, result = std::move(result), done = std::move(done), pid, broken,
+        boost::asio::post(io_, [this, conn, result = std::move(result), done = std::move(done), broken,
                                 alive]() mutable {
             if (alive.expired()) return;
-            conn->backend_pid = pid;
             release(conn, broken);
             done(std::move(result));
         });
@@ -360,40 +378,41 @@ void Executor::dispatch() {
     }
 }
 
-void Executor::cancel(const std::string &instance_id, const std::string &stamp, const std::string &node_id) {
+bool Executor::cancel(const std::string &instance_id, const std::string &stamp, const std::string &node_id) {
     const std::string key = instance_id + "|" + stamp + "|" + node_id;
     // A queued step simply never starts.
     for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
         const auto &r = (*it)->request;
         if (r.instance_id == instance_id && r.stamp == stamp && r.node_id == node_id) {
             waiting_.erase(it);
-            return;
+            return false;
         }
     }
+    bool running = false;
     for (const auto &conn : connections_) {
         if (!conn->busy || conn->running_key != key) continue;
+        running = true;
+        const std::uint64_t seq = conn->step_seq.load();
+        conn->cancel_seq.store(seq);  // a step that has not started yet never starts
         if (!canceller_) canceller_ = std::make_unique<DbWorker>("canceller");
-        // pg_cancel_backend needs the backend pid, known once the connection
-        // has served a step; a first step on a new connection is cancelled
-        // through a fresh lookup by application_name and role instead.
-        const int pid = conn->backend_pid;
         const std::string base = base_conninfo_;
-        const std::string role = conn->role;
-        canceller_->post([pid, base, role]() {
+        std::weak_ptr<Connection> target = conn;
+        canceller_->post([target, seq, base]() {
+            const auto c = target.lock();
+            // Still that step, with a backend to interrupt (pid 0: still
+            // connecting; the step sees cancel_seq before it starts).
+            if (!c || c->step_seq.load() != seq || c->backend_pid.load() == 0) return;
             try {
-                pqxx::connection c(base);
-                pqxx::nontransaction tx(c);
-                if (pid != 0)
-                    tx.exec_params("SELECT pg_catalog.pg_cancel_backend($1)", pid);
-                else
-                    tx.exec_params("SELECT pg_catalog.pg_cancel_backend(pid) FROM pg_catalog.pg_stat_activity "
-                                   "WHERE application_name = 'pg_durable step' AND usename = $1 AND state = 'active'",
-                                   role);
+                pqxx::connection session(base);
+                pqxx::nontransaction tx(session);
+                if (c->step_seq.load() != seq) return;
+                tx.exec_params("SELECT pg_catalog.pg_cancel_backend($1)", c->backend_pid.load());
             } catch (const std::exception &e) {
                 log()->warn("could not cancel a running step: {}", e.what());
             }
         });
     }
+    return running;
 }
 
 void Executor::stop() {

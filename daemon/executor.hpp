@@ -56,6 +56,10 @@ struct StepResult {
     std::string error;   // failure text
     std::string status;  // duplicate: the recorded status
     bool recorded = true;  // false: the orchestrator must record the outcome
+    // interrupted because df._run_step refused this daemon's secret or is
+    // gone (another daemon took over, or the extension was dropped and
+    // created again): the daemon's attachment is stale, not the step's fault.
+    bool stale_attachment = false;
 };
 
 // Parses df._run_step's outcome JSON (exposed for unit tests).
@@ -84,7 +88,9 @@ public:
     void run(StepRequest request, Done done);
     // Interrupts the step (instance, stamp, node) if it is running (PQcancel
     // through pg_cancel_backend on a separate session, off the io thread).
-    void cancel(const std::string &instance_id, const std::string &stamp, const std::string &node_id);
+    // True when it was running: its `done` still runs when its transaction
+    // has ended. A queued step is dropped (its `done` never runs): false.
+    bool cancel(const std::string &instance_id, const std::string &stamp, const std::string &node_id);
     // Forgets queued steps (their callbacks never run) and closes every connection.
     void stop();
 

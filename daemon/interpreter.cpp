@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/cron.hpp"
+#include "common/protocol.hpp"
 #include "common/substitute.hpp"
 #include "common/truthiness.hpp"
 
@@ -37,7 +38,7 @@ bool can_be_named(const std::string &type) {
 
 std::string child_stamp(const std::string &parent_stamp, const std::string &child_root_id,
                         std::int64_t generation) {
-    return parent_stamp + "::" + child_root_id + "::" + std::to_string(generation);
+    return protocol::child_stamp(parent_stamp, child_root_id, generation);
 }
 
 // A node's JSON config (query), or an empty object.
@@ -582,10 +583,10 @@ protected:
 private:
     // Root: the execution stamp of the iteration; non-root: the loop's own.
     std::string state_stamp() const {
-        return is_root_ ? run_.info_.id + "::" + std::to_string(iteration_) : stamp_;
+        return is_root_ ? protocol::root_stamp(run_.info_.id, iteration_) : stamp_;
     }
     std::string body_stamp() const {
-        return is_root_ ? run_.info_.id + "::" + std::to_string(iteration_)
+        return is_root_ ? protocol::root_stamp(run_.info_.id, iteration_)
                         : child_stamp(stamp_, run_.graph_[*node().left].id, iteration_);
     }
     void restore(const Record &checkpoint) {
@@ -645,7 +646,21 @@ private:
         }
         checkpoint.stamp = state_stamp();
         run_.effects_.activations.push_back(std::move(checkpoint));
+        trim_history();
         begin_iteration();
+    }
+
+    // Keeps the current iteration and the newest history_executions past
+    // ones: the iteration that just fell out of that window goes.
+    void trim_history() {
+        const std::int64_t gone = iteration_ - std::max<std::int64_t>(run_.settings_.history_executions, 0) - 1;
+        if (gone < 1) return;
+        HistoryTrim trim;
+        if (is_root_)
+            trim.execution = gone;
+        else
+            trim.scope = child_stamp(stamp_, run_.graph_[*node().left].id, gone);
+        run_.effects_.trims.push_back(std::move(trim));
     }
 
     bool is_root_ = false;
@@ -818,7 +833,7 @@ bool InstanceRun::completes_instance_on_success(const Task &leaf, std::vector<st
 Effects InstanceRun::start(TimePoint now) {
     now_ = now;
     root_results_ = std::make_shared<Results>();
-    root_ = make_task(graph_.root(), nullptr, info_.id + "::" + std::to_string(info_.execution), root_results_);
+    root_ = make_task(graph_.root(), nullptr, protocol::root_stamp(info_.id, info_.execution), root_results_);
     start_task(*root_);
     drain();
     return take_effects();

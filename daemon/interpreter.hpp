@@ -50,6 +50,7 @@ struct EngineSettings {
     std::int64_t loop_min_interval_ms = 1000;  // pg_durable.loop_min_interval_ms
     std::string cron_timezone = "UTC";         // pg_durable.cron_timezone
     std::int64_t max_loop_iterations = 100000; // SPEC §10.6 guard
+    std::int64_t history_executions = 10;      // pg_durable.history_executions
 };
 
 // One df._activations row of the current execution.
@@ -128,11 +129,21 @@ struct SignalWait {
     TimePoint started_at;
 };
 
+// Loop history beyond pg_durable.history_executions, deleted in the same
+// commit that starts the next iteration (DESIGN §2.8): each iteration removes
+// at most one old iteration, so the rows a loop keeps do not depend on how
+// long or how fast it runs.
+struct HistoryTrim {
+    std::optional<std::int64_t> execution;  // a root loop's past execution (activations and df._executions row)
+    std::optional<std::string> scope;       // a non-root loop's past iteration scope (stamp and nested stamps)
+};
+
 struct Effects {
     std::vector<RecordKey> cancels;           // running steps to interrupt, before the writes
     std::vector<ActivationWrite> activations; // committed together, before anything below
     std::vector<NodeMirror> mirrors;          // ride with `activations` / `instance`
     std::optional<InstanceWrite> instance;
+    std::vector<HistoryTrim> trims;           // ride with the writes
     std::vector<StepRun> steps;
     std::vector<HttpRun> http;
     std::vector<TimerArm> timers;

@@ -261,19 +261,26 @@ void Lifecycle::heartbeat(Generation gen) {
 void Lifecycle::drain_wakeups() {
     if (stopping_ || phase_ != Phase::active) return;
     const Generation gen = generation_;
-    link_.drain_wakeups([this, gen](LinkResult<std::vector<std::string>> r) {
+    link_.drain_wakeups([this, gen](LinkResult<WakeupBatch> r) {
         if (stale(gen)) return;
         if (!r.ok()) return on_failure(gen, r);
         if (phase_ != Phase::active) return;  // detached meanwhile: the rescan on attach covers it
-        for (const auto &payload : r.value) {
-            const auto wakeup = parse_wakeup(payload);
-            if (!wakeup) {
-                wakeup_log_->warn("ignoring malformed df_wakeup payload '{}'", payload);
-                continue;
-            }
-            wakeup_log_->debug("wake-up received: {} {}", to_string(wakeup->kind), wakeup->instance_id);
-            work_.on_wakeup(*wakeup);
+        const WakeupBatch &batch = r.value;
+        // One line per batch, not per payload: a flood must not flood the log.
+        if (batch.malformed > 0)
+            wakeup_log_->warn("ignored {} malformed df_wakeup payload(s) of {}, first '{}'", batch.malformed,
+                              batch.received, batch.malformed_sample);
+        if (batch.overflow)
+            wakeup_log_->info("{} df_wakeup payload(s) at once: looking at every instance instead", batch.received);
+        if (!batch.ids.empty() && wakeup_log_->should_log(spdlog::level::debug)) {
+            std::string ids;
+            std::size_t listed = 0;
+            for (auto it = batch.ids.begin(); it != batch.ids.end() && listed < 8; ++it, ++listed)
+                ids += (listed ? " " : "") + *it;
+            if (batch.ids.size() > listed) ids += " and " + std::to_string(batch.ids.size() - listed) + " more";
+            wakeup_log_->debug("wake-up received for {} ({} payload(s))", ids, batch.received);
         }
+        if (batch.overflow || !batch.ids.empty()) work_.on_wakeups(batch);
     });
 }
 

@@ -1,5 +1,6 @@
 #include "daemon/orchestrator.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <random>
 
@@ -8,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/graph.hpp"
+#include "common/protocol.hpp"
 #include "daemon/http_policy.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/store.hpp"
@@ -59,45 +61,121 @@ Orchestrator::Orchestrator(boost::asio::io_context &io, std::string conninfo)
 
 Orchestrator::~Orchestrator() { on_detached(); }
 
+namespace {
+
+// Errors that say "not now" rather than "never": a lock held by someone else
+// (a user's open transaction on their own instance), a deadlock or
+// serialization victim, a statement or lock timeout, a lost connection or a
+// commit whose outcome is unknown. Every bookkeeping job is idempotent, so
+// these are retried as they are.
+bool transient(const std::string &sqlstate) {
+    return sqlstate.empty() || sqlstate == "55P03" || sqlstate == "57014" || sqlstate.rfind("40", 0) == 0 ||
+           sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("57P", 0) == 0 || sqlstate.rfind("53", 0) == 0;
+}
+
+constexpr int kPermanentFailureAttempts = 5;  // then the instance fails with the error
+
+std::chrono::milliseconds retry_delay(int attempt) {
+    const int shift = std::min(attempt - 1, 9);
+    return std::min(std::chrono::milliseconds(10) * (1 << shift), std::chrono::milliseconds(5000));
+}
+
+}  // namespace
+
+// A bookkeeping job on the state connection. When it fails, only it is
+// retried, after a backoff (DESIGN §2.13): the other instances go on, nothing
+// is dropped or reloaded. A job of one instance that keeps failing with an
+// error that is not transient fails that instance, with the error.
 template <class R>
-void Orchestrator::on_state(std::function<R(pqxx::connection &)> job, std::function<void(R)> then) {
+void Orchestrator::submit(std::optional<std::string> instance, std::function<R(pqxx::connection &)> job,
+                          std::function<void(R)> then, int attempt) {
     if (!state_worker_) state_worker_ = std::make_unique<DbWorker>("state");
     const auto generation = generation_;
     auto conn_slot = state_conn_;
     const std::string conninfo = conninfo_;
-    state_worker_->post([this, job = std::move(job), then = std::move(then), generation, conn_slot, conninfo]() {
+    const std::string epoch = epoch_;
+    state_worker_->post([this, instance, job = std::move(job), then = std::move(then), generation, conn_slot,
+                         conninfo, attempt, epoch]() mutable {
         std::optional<R> result;
         std::string error;
+        std::string sqlstate;
         try {
             if (!*conn_slot) {
                 *conn_slot = std::make_unique<pqxx::connection>(conninfo);
                 store::prepare_session(**conn_slot);
+                store::bind_session_epoch(**conn_slot, epoch);
             }
             result = job(**conn_slot);
         } catch (const pqxx::broken_connection &e) {
             conn_slot->reset();
             error = e.what();
+        } catch (const pqxx::sql_error &e) {
+            error = e.what();
+            sqlstate = e.sqlstate();
+            if (*conn_slot && !(*conn_slot)->is_open()) conn_slot->reset();
         } catch (const std::exception &e) {
             error = e.what();
+            sqlstate = "XX000";
+            if (*conn_slot && !(*conn_slot)->is_open()) conn_slot->reset();
         }
-        boost::asio::post(io_, [this, then, generation, result = std::move(result), error]() mutable {
+        boost::asio::post(io_, [this, instance, job = std::move(job), then = std::move(then), generation, attempt,
+                                result = std::move(result), error, sqlstate]() mutable {
             if (generation != generation_ || !attached_) return;
-            if (!result) {
-                log()->warn("bookkeeping failed, rescanning: {}", primary_message(error));
-                instances_.clear();
-                loading_.clear();
-                rescan();
+            if (result) {
+                then(std::move(*result));
                 return;
             }
-            then(std::move(*result));
+            const bool retry = transient(sqlstate) || !instance || attempt < kPermanentFailureAttempts;
+            if (!retry) {
+                fail_after_bookkeeping_error(*instance, primary_message(error));
+                return;
+            }
+            const auto delay = retry_delay(attempt);
+            auto level = attempt < 3 ? spdlog::level::debug : spdlog::level::warn;
+            log()->log(level, "bookkeeping{}{} failed (attempt {}), retrying in {} ms: {}",
+                       instance ? " of instance " : "", instance.value_or(""), attempt, delay.count(),
+                       primary_message(error));
+            auto timer = std::make_shared<boost::asio::steady_timer>(io_, delay);
+            timer->async_wait([this, timer, instance, job = std::move(job), then = std::move(then), generation,
+                               attempt](const boost::system::error_code &ec) mutable {
+                if (ec || generation != generation_ || !attached_) return;
+                submit<R>(instance, std::move(job), std::move(then), attempt + 1);
+            });
         });
     });
+}
+
+template <class R>
+void Orchestrator::on_state(std::function<R(pqxx::connection &)> job, std::function<void(R)> then) {
+    submit<R>(std::nullopt, std::move(job), std::move(then), 1);
+}
+
+template <class R>
+void Orchestrator::for_instance(const std::string &id, std::function<R(pqxx::connection &)> job,
+                                std::function<void(R)> then) {
+    submit<R>(id, std::move(job), std::move(then), 1);
+}
+
+// Contains a bookkeeping error that does not go away to its instance: the
+// instance fails with it and leaves memory; everyone else goes on.
+void Orchestrator::fail_after_bookkeeping_error(const std::string &id, const std::string &error) {
+    log()->error("instance {}: bookkeeping keeps failing, failing the instance: {}", id, error);
+    forget(id);
+    loading_.erase(id);
+    const std::string text = "pg_durable could not record the progress of instance " + id + ": " + error;
+    on_state<bool>(
+        [id, text](pqxx::connection &c) {
+            store::fail_instance(c, id, text, std::nullopt);
+            return true;
+        },
+        [](bool) {});
 }
 
 durable::engine::EngineSettings Orchestrator::engine_settings() const {
     durable::engine::EngineSettings s;
     s.loop_min_interval_ms = settings_.loop_min_interval_ms;
     s.cron_timezone = settings_.cron_timezone;
+    s.history_executions = settings_.history_executions;
     return s;
 }
 
@@ -109,6 +187,7 @@ void Orchestrator::on_settings(const ServerSettings &settings) {
 void Orchestrator::on_attached(const AttachInfo &info) {
     on_settings(info.settings);
     attached_ = true;
+    epoch_ = info.epoch_id;
     const std::string secret = random_secret();
     const std::string epoch = info.epoch_id;
     on_state<bool>(
@@ -134,7 +213,7 @@ void Orchestrator::rescan() {
 void Orchestrator::load(const std::string &id) {
     if (instances_.count(id) || loading_.count(id)) return;
     loading_.insert(id);
-    on_state<std::optional<store::LoadedInstance>>(
+    for_instance<std::optional<store::LoadedInstance>>(id,
         [id](pqxx::connection &c) { return store::load_instance(c, id); },
         [this, id](std::optional<store::LoadedInstance> loaded) {
             loading_.erase(id);
@@ -165,7 +244,7 @@ void Orchestrator::start_instance(store::LoadedInstance loaded) {
     if (refusal) {
         log()->info("failing instance {}: {}", id, *refusal);
         const std::string error = *refusal;
-        on_state<bool>(
+        for_instance<bool>(id,
             [id, error](pqxx::connection &c) {
                 store::fail_instance(c, id, error, std::nullopt);
                 return true;
@@ -200,8 +279,24 @@ void Orchestrator::pump(const std::string &id) {
     while (inst != nullptr && !inst->busy && !inst->queue.empty()) {
         Effects effects = std::move(inst->queue.front());
         inst->queue.pop_front();
-        for (const auto &[stamp, node] : effects.cancels) executor_.cancel(id, stamp, node);
-        for (const auto &[stamp, node] : effects.cancels) inst->timers.erase({stamp, node});
+        for (const auto &[stamp, node] : effects.cancels) {
+            const bool in_flight = executor_.cancel(id, stamp, node) || between_attempts_.count({id, stamp, node});
+            if (!in_flight) continue;
+            // Still running: its 'cancelled' record waits for the step's end.
+            auto &writes = effects.activations;
+            for (auto w = writes.begin(); w != writes.end(); ++w) {
+                if (w->stamp != stamp || w->node_id != node || w->status != "cancelled") continue;
+                deferred_records_[{id, stamp, node}] = DeferredRecord{inst->row.execution, w->error.value_or("")};
+                writes.erase(w);
+                break;
+            }
+        }
+        // A cancelled signal wait (a RACE loser, say) leaves the line at once:
+        // else it stays the earliest wait for its name and takes no signal.
+        for (const auto &key : effects.cancels) {
+            inst->timers.erase(key);
+            inst->waits.erase(key);
+        }
         const bool writes = effects.has_writes() || !effects.mirrors.empty();
         if (!writes) {
             carry_out(*inst, std::move(effects));
@@ -212,7 +307,7 @@ void Orchestrator::pump(const std::string &id) {
         auto shared = std::make_shared<Effects>(std::move(effects));
         const std::int64_t execution = inst->row.execution;
         if (shared->instance && shared->instance->execution) inst->row.execution = *shared->instance->execution;
-        on_state<bool>(
+        for_instance<bool>(id,
             [id, execution, shared](pqxx::connection &c) { return store::apply_effects(c, id, execution, *shared); },
             [this, id, shared](bool live) {
                 Instance *target = find(id);
@@ -280,6 +375,12 @@ void Orchestrator::run_step(Instance &inst, StepRun step, int attempt) {
 }
 
 void Orchestrator::on_step_result(const std::string &id, const StepRun &step, int attempt, StepResult result) {
+    // An interrupted step whose record waited for its end: the interpreter
+    // has moved on; only the record remains to be written (and never a rerun).
+    if (auto deferred = deferred_records_.extract({id, step.stamp, step.node_id})) {
+        write_deferred_record(id, step.stamp, step.node_id, deferred.mapped());
+        return;
+    }
     Instance *inst = find(id);
     if (inst == nullptr) return;  // cancelled or detached meanwhile
     using Kind = StepResult::Kind;
@@ -317,7 +418,7 @@ void Orchestrator::on_step_result(const std::string &id, const StepRun &step, in
             batch->instance.emplace();
             batch->instance->status = "completed";
         }
-        on_state<bool>(
+        for_instance<bool>(id,
             [id, execution, batch](pqxx::connection &c) {
                 store::apply_effects(c, id, execution, *batch);
                 return true;
@@ -336,22 +437,42 @@ void Orchestrator::on_step_result(const std::string &id, const StepRun &step, in
         forget(id);
         return;
     case Kind::interrupted:
+        log()->debug("step {} of instance {} interrupted (attempt {}{}): {}", step.node_id, id, attempt,
+                     result.stale_attachment ? ", stale attachment" : "", result.error);
+        if (result.stale_attachment) {
+            // Not the step's fault: this daemon's attachment is stale. The
+            // lifecycle notices (heartbeat) and re-attaches; its rescan
+            // resumes the instance. Nothing ran, nothing is fed.
+            log()->info("step of instance {} refused ({}); leaving it to the next attachment", id, result.error);
+            forget(id);
+            return;
+        }
         if (attempt >= kMaxInterruptedAttempts) {
             feed_step(id, step.stamp, step.node_id,
-                      Outcome::failed("SQL execution failed: " + result.error, step.node_id));
+                      Outcome::failed(durable::protocol::sql_failed(result.error), step.node_id));
             return;
         }
         // Nothing committed: a cancel aimed at this instance or a lost
-        // connection. Ask the database which, and run again if still live.
-        on_state<std::optional<store::InstanceState>>(
+        // connection. Ask the database which, and run again if still live
+        // and still wanted (it may have lost a RACE meanwhile: then its
+        // record was deferred to this moment, as for a running step).
+        between_attempts_.insert({id, step.stamp, step.node_id});
+        for_instance<std::optional<store::InstanceState>>(id,
             [id](pqxx::connection &c) { return store::instance_state(c, id); },
             [this, id, step, attempt](std::optional<store::InstanceState> state) {
+                between_attempts_.erase({id, step.stamp, step.node_id});
+                if (auto deferred = deferred_records_.extract({id, step.stamp, step.node_id})) {
+                    write_deferred_record(id, step.stamp, step.node_id, deferred.mapped());
+                    return;
+                }
                 Instance *target = find(id);
                 if (target == nullptr) return;
                 if (!state || (state->status != "pending" && state->status != "running")) {
                     forget(id);
                     return;
                 }
+                const auto waiting = target->run->running_steps();
+                if (std::find(waiting.begin(), waiting.end(), Key{step.stamp, step.node_id}) == waiting.end()) return;
                 run_step(*target, step, attempt + 1);
             });
         return;
@@ -381,7 +502,7 @@ void Orchestrator::run_http(Instance &inst, const durable::engine::HttpRun &http
         (result.ok ? write.result : write.error) = result.text;
         write.started_at = started;
         write.completed_at = now();
-        on_state<bool>(
+        for_instance<bool>(id,
             [id, execution, write](pqxx::connection &c) {
                 store::record_activation(c, id, execution, write);
                 return true;
@@ -401,7 +522,7 @@ void Orchestrator::run_http(Instance &inst, const durable::engine::HttpRun &http
     const std::int64_t role_oid = inst.row.submitted_by_oid;
     const std::string role = inst.row.submitted_by;
     const std::string key = outbound::idempotency_key(id, http.node_id, execution);
-    on_state<bool>([role_oid](pqxx::connection &c) { return store::has_http_privilege(c, role_oid); },
+    for_instance<bool>(id, [role_oid](pqxx::connection &c) { return store::has_http_privilege(c, role_oid); },
                    [this, id, role, key, http, finish](bool allowed) {
                        if (find(id) == nullptr) return;
                        if (!allowed) {
@@ -458,7 +579,7 @@ void Orchestrator::deliver_signals(const std::string &id) {
     }
     inst->delivering = true;
     inst->redeliver = false;
-    on_state<std::vector<std::pair<durable::engine::SignalWait, std::string>>>(
+    for_instance<std::vector<std::pair<durable::engine::SignalWait, std::string>>>(id,
         [id, candidates](pqxx::connection &c) {
             std::vector<std::pair<durable::engine::SignalWait, std::string>> delivered;
             for (const auto &wait : candidates)
@@ -483,20 +604,31 @@ void Orchestrator::deliver_signals(const std::string &id) {
         });
 }
 
-// df.cancel committed: interrupt running steps at once, start nothing more.
-void Orchestrator::cancel_instance(const std::string &id) {
+// The instance's committed row reads 'cancelled' (or it ended elsewhere):
+// interrupt its running steps at once and start nothing more.
+void Orchestrator::cancel_instance(const std::string &id, const store::InstanceState &state) {
     Instance *inst = find(id);
     if (inst == nullptr) return;
     const auto running = inst->run->running_steps();
-    for (const auto &[stamp, node] : running) executor_.cancel(id, stamp, node);
-    const std::int64_t execution = inst->row.execution;
+    const DeferredRecord record{inst->row.execution, durable::protocol::cancelled(state.error.value_or(""))};
     forget(id);
-    if (running.empty()) return;
-    on_state<bool>(
-        [id, execution, running](pqxx::connection &c) {
-            const auto state = store::instance_state(c, id);
-            if (!state || state->status != "cancelled") return false;
-            store::record_cancelled(c, id, execution, running, "Cancelled: " + state->error.value_or(""));
+    for (const auto &[stamp, node] : running) {
+        const bool in_flight = executor_.cancel(id, stamp, node) || between_attempts_.count({id, stamp, node});
+        if (state.status != "cancelled") continue;
+        if (in_flight)
+            deferred_records_[{id, stamp, node}] = record;
+        else
+            write_deferred_record(id, stamp, node, record);
+    }
+}
+
+// No instance lock: the one row is written alone (a 'completed' record stays).
+void Orchestrator::write_deferred_record(const std::string &id, const std::string &stamp, const std::string &node_id,
+                                         const DeferredRecord &record) {
+    const std::vector<Key> keys{{stamp, node_id}};
+    for_instance<bool>(id,
+        [id, record, keys](pqxx::connection &c) {
+            store::record_cancelled(c, id, record.execution, keys, record.error);
             return true;
         },
         [](bool) {});
@@ -504,22 +636,44 @@ void Orchestrator::cancel_instance(const std::string &id) {
 
 void Orchestrator::forget(const std::string &id) { instances_.erase(id); }
 
-void Orchestrator::on_wakeup(const Wakeup &wakeup) {
+// Wake-ups are hints (DESIGN §2.12): whatever a payload says, the daemon
+// looks up the named instances' committed rows, in one statement per batch
+// with one lookup in flight, and acts on the rows: a live instance it does not
+// run is loaded, a live one it runs gets its queued signals, a cancelled or
+// ended one it runs is stopped. Ids that name no instance cost one index probe.
+void Orchestrator::on_wakeups(const WakeupBatch &batch) {
     if (!attached_) return;
-    switch (wakeup.kind) {
-    case WakeupKind::start:
-        load(wakeup.instance_id);
-        break;
-    case WakeupKind::signal:
-        if (find(wakeup.instance_id) != nullptr)
-            deliver_signals(wakeup.instance_id);
-        else
-            load(wakeup.instance_id);
-        break;
-    case WakeupKind::cancel:
-        cancel_instance(wakeup.instance_id);
-        break;
-    }
+    wakeups_.merge(batch);
+    reconcile_wakeups();
+}
+
+void Orchestrator::reconcile_wakeups() {
+    if (reconciling_ || wakeups_.empty() || !attached_) return;
+    WakeupBatch batch = wakeups_.take();
+    std::vector<std::string> ids(batch.ids.begin(), batch.ids.end());
+    // On overflow the named ids are gone: look at every live instance and at
+    // every one this daemon runs (one of them may have been cancelled).
+    if (batch.overflow)
+        for (const auto &[id, inst] : instances_) ids.push_back(id);
+    if (ids.empty() && !batch.overflow) return;
+    reconciling_ = true;
+    const bool all_active = batch.overflow;
+    on_state<std::vector<store::NamedInstanceState>>(
+        [ids, all_active](pqxx::connection &c) { return store::instance_states(c, ids, all_active); },
+        [this](std::vector<store::NamedInstanceState> rows) {
+            reconciling_ = false;
+            for (const auto &row : rows) {
+                const bool live = row.state.status == "pending" || row.state.status == "running";
+                if (find(row.id) == nullptr) {
+                    if (live) load(row.id);
+                } else if (live) {
+                    deliver_signals(row.id);
+                } else {
+                    cancel_instance(row.id, row.state);
+                }
+            }
+            reconcile_wakeups();
+        });
 }
 
 void Orchestrator::drain(std::function<void()> done) {
@@ -535,6 +689,10 @@ void Orchestrator::on_detached() {
     ++generation_;
     instances_.clear();
     loading_.clear();
+    wakeups_.take();
+    reconciling_ = false;
+    deferred_records_.clear();
+    between_attempts_.clear();
     executor_.stop();
     http_client_.stop();
     // The state connection belongs to its worker: let the worker drop it.

@@ -18,6 +18,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -39,7 +40,7 @@ public:
     ~Orchestrator() override;
 
     void on_attached(const AttachInfo &info) override;
-    void on_wakeup(const Wakeup &wakeup) override;
+    void on_wakeups(const WakeupBatch &batch) override;
     void on_settings(const ServerSettings &settings) override;
     void drain(std::function<void()> done) override;
     void on_detached() override;
@@ -49,9 +50,18 @@ private:
     using Key = durable::engine::RecordKey;
 
     // Runs `job` on the state connection (connected lazily), then `then` on
-    // the io thread with its result; errors are logged and trigger a rescan.
+    // the io thread with its result. A failed job is retried on its own after
+    // a backoff; for_instance ties the job to one instance, which fails when
+    // the job keeps failing with an error that is not transient.
     template <class R>
     void on_state(std::function<R(pqxx::connection &)> job, std::function<void(R)> then);
+    template <class R>
+    void for_instance(const std::string &id, std::function<R(pqxx::connection &)> job,
+                      std::function<void(R)> then);
+    template <class R>
+    void submit(std::optional<std::string> instance, std::function<R(pqxx::connection &)> job,
+                std::function<void(R)> then, int attempt);
+    void fail_after_bookkeeping_error(const std::string &id, const std::string &error);
 
     void rescan();
     void load(const std::string &id);
@@ -66,7 +76,8 @@ private:
     void run_http(Instance &inst, const durable::engine::HttpRun &http);
     void arm(Instance &inst, const durable::engine::TimerArm &timer);
     void deliver_signals(const std::string &id);
-    void cancel_instance(const std::string &id);
+    void reconcile_wakeups();
+    void cancel_instance(const std::string &id, const store::InstanceState &state);
     void forget(const std::string &id);
     Instance *find(const std::string &id);
     durable::engine::EngineSettings engine_settings() const;
@@ -85,9 +96,28 @@ private:
     http::HttpClient http_client_;  // HTTP steps (SPEC §14)
     ServerSettings settings_;
     bool attached_ = false;
+    std::string epoch_;  // the worker epoch of this attachment: fences every bookkeeping write
     std::uint64_t generation_ = 0;  // bumps on detach: late callbacks of an old attachment are dropped
     std::map<std::string, std::unique_ptr<Instance>> instances_;
     std::set<std::string> loading_;
+    // The 'cancelled' record of a running step that was interrupted (a RACE
+    // loser, a cancelled instance's step) waits here until the executor
+    // reports that the step's transaction has ended. Writing it at once would
+    // wait for the step's lock on its activation row while holding the
+    // instance row: the reverse of the step's own order, a deadlock
+    // (docs/ARCHITECTURE.md "Lock order").
+    struct DeferredRecord {
+        std::int64_t execution = 1;
+        std::string error;
+    };
+    std::map<std::tuple<std::string, std::string, std::string>, DeferredRecord> deferred_records_;
+    // Interrupted steps waiting to be run again (their next attempt is not in
+    // the executor yet): for a cancel, as good as running.
+    std::set<std::tuple<std::string, std::string, std::string>> between_attempts_;
+    void write_deferred_record(const std::string &id, const std::string &stamp, const std::string &node_id,
+                               const DeferredRecord &record);
+    WakeupInbox wakeups_;       // hints not yet looked up (bounded)
+    bool reconciling_ = false;  // one wake-up lookup in flight at a time
     std::unique_ptr<boost::asio::steady_timer> maintenance_timer_;
     std::unique_ptr<DbWorker> maintenance_worker_;
     std::shared_ptr<std::unique_ptr<pqxx::connection>> maintenance_conn_;

@@ -9,15 +9,17 @@ namespace pgd::daemon {
 
 namespace {
 
-// Collects df_wakeup payloads while get_notifs() dispatches on the worker.
+// Collects df_wakeup payloads while get_notifs() dispatches on the worker,
+// coalesced into a bounded inbox (a flood of forged payloads costs bounded
+// memory).
 class WakeupReceiver final : public pqxx::notification_receiver {
 public:
-    WakeupReceiver(pqxx::connection_base &conn, std::vector<std::string> &inbox)
+    WakeupReceiver(pqxx::connection_base &conn, WakeupInbox &inbox)
         : pqxx::notification_receiver(conn, kWakeupChannel), inbox_(inbox) {}
-    void operator()(const std::string &payload, int) override { inbox_.push_back(payload); }
+    void operator()(const std::string &payload, int) override { inbox_.add(payload); }
 
 private:
-    std::vector<std::string> &inbox_;
+    WakeupInbox &inbox_;
 };
 
 // libpq messages span lines ("server closed the connection unexpectedly\n\t
@@ -50,7 +52,7 @@ void inhibit_silent_reconnect(pqxx::connection &conn) {
 
 struct OrchestratorLink::Session {
     std::unique_ptr<pqxx::connection> conn;
-    std::vector<std::string> inbox;
+    WakeupInbox inbox;
     std::unique_ptr<WakeupReceiver> receiver;  // declared after conn: destroyed first
     bool holds_lock = false;
 
@@ -61,7 +63,7 @@ struct OrchestratorLink::Session {
     void close() noexcept {
         receiver.reset();  // UNLISTEN when still open; errors are swallowed by libpqxx
         conn.reset();
-        inbox.clear();
+        inbox.take();
         holds_lock = false;
     }
 };
@@ -171,17 +173,15 @@ void OrchestratorLink::heartbeat(std::string epoch_id, std::int64_t extension_oi
         std::move(done));
 }
 
-void OrchestratorLink::drain_wakeups(Callback<std::vector<std::string>> done) {
-    run<std::vector<std::string>>(
+void OrchestratorLink::drain_wakeups(Callback<WakeupBatch> done) {
+    run<WakeupBatch>(
         [this] {
             auto &conn = session_->live();
             conn.get_notifs();
             // get_notifs() returns quietly when libpq has already dropped the
             // connection; that is a lost connection for us.
             session_->live();
-            std::vector<std::string> payloads;
-            payloads.swap(session_->inbox);
-            return payloads;
+            return session_->inbox.take();
         },
         std::move(done));
 }
@@ -191,7 +191,7 @@ void OrchestratorLink::detach(Callback<Nothing> done) {
         [this] {
             auto &conn = session_->live();
             session_->receiver.reset();
-            session_->inbox.clear();
+            session_->inbox.take();
             if (session_->holds_lock) {
                 store::release_orchestrator_lock(conn);
                 session_->holds_lock = false;

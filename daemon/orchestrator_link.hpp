@@ -19,6 +19,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "daemon/db_worker.hpp"
+#include "daemon/wakeup.hpp"
 #include "daemon/store.hpp"
 
 namespace pgd::daemon {
@@ -73,8 +74,8 @@ public:
     virtual void attach(Callback<Attached> done) = 0;
     virtual void heartbeat(std::string epoch_id, std::int64_t extension_oid,
                            Callback<store::HeartbeatResult> done) = 0;
-    // Payloads of the df_wakeup notifications received so far.
-    virtual void drain_wakeups(Callback<std::vector<std::string>> done) = 0;
+    // The df_wakeup notifications received so far, coalesced (bounded).
+    virtual void drain_wakeups(Callback<WakeupBatch> done) = 0;
     // UNLISTEN and release the orchestrator lock; the session stays open.
     virtual void detach(Callback<Nothing> done) = 0;
     // detach() where possible, then close the session. Never fails.
@@ -97,7 +98,7 @@ public:
     void attach(Callback<Attached> done) override;
     void heartbeat(std::string epoch_id, std::int64_t extension_oid,
                    Callback<store::HeartbeatResult> done) override;
-    void drain_wakeups(Callback<std::vector<std::string>> done) override;
+    void drain_wakeups(Callback<WakeupBatch> done) override;
     void detach(Callback<Nothing> done) override;
     void shutdown(Callback<Nothing> done) override;
 

@@ -68,11 +68,42 @@ ServerState probe_server(pqxx::connection &conn) {
     return state;
 }
 
-bool try_orchestrator_lock(pqxx::connection &conn) {
+bool try_orchestrator_lock(pqxx::connection &conn, std::chrono::seconds stale) {
     pqxx::nontransaction tx(conn);
-    return tx.exec_params1("SELECT pg_catalog.pg_try_advisory_lock($1, $2)", kLockClassId,
-                           kLockOrchestrator)[0]
-        .as<bool>();
+    if (tx.exec_params1("SELECT pg_catalog.pg_try_advisory_lock($1, $2)", kLockClassId, kLockOrchestrator)[0]
+            .as<bool>())
+        return true;
+    // The holder's heartbeat stopped: its process is paused or cut off while
+    // the server keeps its session (and lock) alive. End that session; its
+    // writes are fenced by the epoch (bind_session_epoch), its steps by the
+    // secret the next daemon rotates.
+    try {
+        // The holder's session, and any of its bookkeeping transactions stuck
+        // with the epoch row share-locked (else the next daemon's attach
+        // would wait for them).
+        tx.exec_params(
+            "SELECT pg_catalog.pg_terminate_backend(p.pid) FROM ("
+            "  SELECT l.pid FROM pg_catalog.pg_locks l "
+            "   WHERE l.locktype = 'advisory' AND l.classid = $1::oid AND l.objid = $2::oid AND l.objsubid = 2 "
+            "     AND l.granted AND l.database = (SELECT oid FROM pg_catalog.pg_database "
+            "                                      WHERE datname = pg_catalog.current_database()) "
+            "  UNION "
+            "  SELECT l.pid FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
+            "   WHERE l.relation = 'df._worker_epoch'::regclass AND l.granted "
+            "     AND l.pid <> pg_catalog.pg_backend_pid() "
+            "     AND a.xact_start < pg_catalog.now() - make_interval(secs => $3)) p "
+            "WHERE EXISTS (SELECT 1 FROM df._worker_epoch "
+            "               WHERE last_seen_at < pg_catalog.now() - make_interval(secs => $3))",
+            kLockClassId, kLockOrchestrator, static_cast<double>(stale.count()));
+    } catch (const pqxx::sql_error &e) {
+        if (!is_missing_object(e)) throw;  // no extension yet: nothing to judge by
+    }
+    return false;
+}
+
+void bind_session_epoch(pqxx::connection &conn, const std::string &epoch_id) {
+    pqxx::nontransaction tx(conn);
+    tx.exec_params("SELECT pg_catalog.set_config('df_daemon.epoch', $1, false)", epoch_id);
 }
 
 void release_orchestrator_lock(pqxx::connection &conn) {

@@ -4,6 +4,7 @@
 // libpqxx calls: run them only on a DbWorker thread, never on the io thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -17,6 +18,13 @@ namespace pgd::daemon::store {
 // Session settings of the daemon's own connections: never wait long behind
 // DDL (DROP EXTENSION must not be blocked by the daemon, DESIGN.md §2.10).
 void prepare_session(pqxx::connection &conn);
+
+// Ties a bookkeeping session to the daemon's worker epoch (df._worker_epoch):
+// every bookkeeping write then checks, and share-locks, that epoch row in its
+// own transaction, so a daemon that lost its attachment (paused, partitioned,
+// replaced by a standby) writes nothing, and a new daemon's epoch replaces
+// the row only after the old daemon's last write has committed.
+void bind_session_epoch(pqxx::connection &conn, const std::string &epoch_id);
 
 // Current values of the given settings, as SHOW prints them (nullopt for a
 // setting the server does not know).
@@ -36,7 +44,11 @@ ServerState probe_server(pqxx::connection &conn);
 
 // The orchestrator lock: a session-level advisory lock, so it is released
 // when the connection ends, however the daemon dies (DESIGN.md §2.7).
-bool try_orchestrator_lock(pqxx::connection &conn);
+// Tries the orchestrator lock. When another session holds it and the
+// attached daemon's heartbeat is older than `stale` (a paused or partitioned
+// daemon whose session the server still keeps), terminates that session so
+// the next try succeeds: a standby takes over in seconds (DESIGN §2.7).
+bool try_orchestrator_lock(pqxx::connection &conn, std::chrono::seconds stale = std::chrono::seconds(10));
 void release_orchestrator_lock(pqxx::connection &conn);
 
 // Replaces the df._worker_epoch row with a new epoch; returns its epoch_id,

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "common/protocol.hpp"
+
 namespace pgd::daemon::store {
 
 namespace {
@@ -73,24 +75,29 @@ void upsert_activation(pqxx::work &tx, const std::string &instance_id, std::int6
 // whether it still runs. FOR NO KEY UPDATE, as df._run_step and df.cancel
 // do: a running step's df._activations insert holds the row's FOR KEY SHARE
 // lock (foreign key) until the step ends, and FOR UPDATE would wait for it.
+// NOWAIT: a user may hold their instance's row in an open transaction (BEGIN;
+// SELECT df.cancel(...); ...) for as long as they like; the state connection
+// serves every instance, so it never waits: the job fails with 55P03 and the
+// orchestrator retries that instance's job later (DESIGN §2.13).
+// The join with the session's worker epoch fences every write of a daemon
+// that lost its attachment (store::bind_session_epoch): no epoch row, no
+// row here, nothing written.
 bool lock_live_instance(pqxx::work &tx, const std::string &instance_id) {
-    const auto rows = tx.exec_params("SELECT status FROM df.instances WHERE id = $1 FOR NO KEY UPDATE", instance_id);
+    const auto rows = tx.exec_params(
+        "SELECT i.status FROM df.instances i, df._worker_epoch e "
+        " WHERE i.id = $1 AND e.epoch_id = pg_catalog.current_setting('df_daemon.epoch')::uuid "
+        "   FOR NO KEY UPDATE OF i NOWAIT FOR KEY SHARE OF e",
+        instance_id);
     if (rows.empty()) return false;
     const auto status = rows[0][0].as<std::string>();
     return status == "pending" || status == "running";
 }
 
 // The execution an activation belongs to: the generation of its stamp's
-// root scope ('<id>::<execution>[::...]'), so rows written in the batch that
-// starts a root loop's next execution are numbered right even when nested.
+// root scope, so rows written in the batch that starts a root loop's next
+// execution are numbered right even when nested.
 std::int64_t stamp_execution(const std::string &stamp, const std::string &instance_id, std::int64_t fallback) {
-    const std::string prefix = instance_id + "::";
-    if (stamp.compare(0, prefix.size(), prefix) != 0) return fallback;
-    std::int64_t value = 0;
-    std::size_t i = prefix.size();
-    for (; i < stamp.size() && stamp[i] >= '0' && stamp[i] <= '9' && i < prefix.size() + 18; ++i)
-        value = value * 10 + (stamp[i] - '0');
-    return i == prefix.size() ? fallback : value;
+    return durable::protocol::stamp_execution(stamp, instance_id).value_or(fallback);
 }
 
 // A root loop went on from `execution` (SPEC §15.4): the execution is kept as
@@ -112,6 +119,22 @@ void record_continued_execution(pqxx::work &tx, const std::string &instance_id, 
         "  FROM df.instances i WHERE i.id = $1 "
         "ON CONFLICT (instance_id, execution) DO NOTHING",
         instance_id, execution, opt(output));
+}
+
+// One loop iteration that fell out of history_executions (the interpreter's
+// HistoryTrim): a small, bounded delete in the commit that starts the next
+// iteration, so loop history stays bounded at any loop speed.
+void trim_history(pqxx::work &tx, const std::string &instance_id, const durable::engine::HistoryTrim &trim) {
+    if (trim.execution) {
+        tx.exec_params("DELETE FROM df._activations WHERE instance_id = $1 AND execution = $2", instance_id,
+                       *trim.execution);
+        tx.exec_params("DELETE FROM df._executions WHERE instance_id = $1 AND execution = $2", instance_id,
+                       *trim.execution);
+    }
+    if (trim.scope)
+        tx.exec_params("DELETE FROM df._activations WHERE instance_id = $1 "
+                       "AND (stamp = $2 OR left(stamp, length($2) + 2) = $2 || '::')",
+                       instance_id, *trim.scope);
 }
 
 }  // namespace
@@ -205,6 +228,7 @@ bool apply_effects(pqxx::connection &conn, const std::string &instance_id, std::
         upsert_activation(tx, instance_id, stamp_execution(w.stamp, instance_id, execution), w);
     if (effects.instance && effects.instance->execution)
         record_continued_execution(tx, instance_id, current_execution - 1, effects.instance->continued_output);
+    for (const auto &trim : effects.trims) trim_history(tx, instance_id, trim);
     for (const auto &m : effects.mirrors)
         tx.exec_params(kMirrorNode, instance_id, m.node_id, m.stamp, m.status, opt(m.result), opt(m.error));
     if (effects.instance) {
@@ -278,9 +302,36 @@ std::optional<InstanceState> instance_state(pqxx::connection &conn, const std::s
     return state;
 }
 
+std::vector<NamedInstanceState> instance_states(pqxx::connection &conn, const std::vector<std::string> &ids,
+                                                bool all_active) {
+    // The ids were validated as 8 lower-case hex digits (parse_wakeup) or
+    // came from df.instances: a plain array literal is safe.
+    std::string array = "{";
+    for (const auto &id : ids) array += (array.size() > 1 ? "," : "") + id;
+    array += "}";
+    pqxx::read_transaction tx(conn);
+    std::vector<NamedInstanceState> out;
+    for (const auto &row : tx.exec_params("SELECT id, status, error FROM df.instances WHERE id = ANY ($1::text[]) "
+                                          "OR ($2 AND status IN ('pending', 'running'))",
+                                          array, all_active)) {
+        NamedInstanceState item;
+        item.id = row[0].as<std::string>();
+        item.state.status = row[1].as<std::string>();
+        if (!row[2].is_null()) item.state.error = row[2].as<std::string>();
+        out.push_back(std::move(item));
+    }
+    return out;
+}
+
 void record_cancelled(pqxx::connection &conn, const std::string &instance_id, std::int64_t execution,
                       const std::vector<durable::engine::RecordKey> &steps, const std::string &error) {
     pqxx::work tx(conn);
+    // No instance lock (the step has ended; see docs/ARCHITECTURE.md "Lock
+    // order"), but the same epoch fence as every other write.
+    if (tx.exec("SELECT 1 FROM df._worker_epoch "
+                "WHERE epoch_id = pg_catalog.current_setting('df_daemon.epoch')::uuid FOR KEY SHARE")
+            .empty())
+        return;
     for (const auto &[stamp, node_id] : steps) {
         ActivationWrite w;
         w.stamp = stamp;

@@ -74,6 +74,16 @@ struct InstanceState {
 };
 std::optional<InstanceState> instance_state(pqxx::connection &conn, const std::string &instance_id);
 
+// The committed state of the named instances (ids that name no instance are
+// absent), plus every pending or running one when `all_active` is set: what a
+// batch of wake-up hints is reconciled against, in one statement.
+struct NamedInstanceState {
+    std::string id;
+    InstanceState state;
+};
+std::vector<NamedInstanceState> instance_states(pqxx::connection &conn, const std::vector<std::string> &ids,
+                                                bool all_active);
+
 // Marks the activations of a cancelled instance's interrupted steps.
 void record_cancelled(pqxx::connection &conn, const std::string &instance_id, std::int64_t execution,
                       const std::vector<durable::engine::RecordKey> &steps, const std::string &error);

@@ -31,6 +31,43 @@ std::optional<Wakeup> parse_wakeup(std::string_view payload) {
     return Wakeup{kind, std::string(id)};
 }
 
+void WakeupInbox::add_id(std::string id) {
+    if (batch_.overflow) return;
+    if (batch_.ids.size() >= kMaxIds && !batch_.ids.count(id)) {
+        batch_.overflow = true;
+        batch_.ids.clear();  // a rescan covers them all
+        return;
+    }
+    batch_.ids.insert(std::move(id));
+}
+
+void WakeupInbox::add(std::string_view payload) {
+    ++batch_.received;
+    const auto wakeup = parse_wakeup(payload);
+    if (!wakeup) {
+        if (batch_.malformed++ == 0) batch_.malformed_sample = std::string(payload.substr(0, 64));
+        return;
+    }
+    add_id(wakeup->instance_id);
+}
+
+void WakeupInbox::merge(WakeupBatch batch) {
+    batch_.received += batch.received;
+    if (batch_.malformed == 0) batch_.malformed_sample = std::move(batch.malformed_sample);
+    batch_.malformed += batch.malformed;
+    if (batch.overflow) {
+        batch_.overflow = true;
+        batch_.ids.clear();
+    }
+    for (const auto &id : batch.ids) add_id(id);
+}
+
+WakeupBatch WakeupInbox::take() {
+    WakeupBatch out = std::move(batch_);
+    batch_ = WakeupBatch{};
+    return out;
+}
+
 const char *to_string(WakeupKind kind) {
     switch (kind) {
         case WakeupKind::start: return "start";

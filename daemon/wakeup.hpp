@@ -1,8 +1,17 @@
 // Wake-ups: the extension sends NOTIFY df_wakeup, '<kind>:<instance_id>' at
 // commit of df.start, df.signal and df.cancel (DESIGN.md §2.5).
+//
+// Anyone who can connect can NOTIFY any channel with any payload (DESIGN
+// §2.12), so a payload is only a hint naming an instance to look at: the
+// orchestrator reads that instance's committed row and acts on the row, never
+// on the payload's kind. WakeupInbox coalesces payloads into a bounded set of
+// instance ids, so a flood of forged payloads costs bounded memory, and the
+// orchestrator looks them up in one statement per batch.
 #pragma once
 
+#include <cstddef>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -21,5 +30,34 @@ struct Wakeup {
 std::optional<Wakeup> parse_wakeup(std::string_view payload);
 
 const char *to_string(WakeupKind kind);
+
+// The wake-ups received since the last take(): distinct instance ids, at most
+// kMaxIds of them; beyond that only `overflow` is set and the receiver should
+// reconcile everything (a rescan) instead of the ids.
+struct WakeupBatch {
+    std::set<std::string> ids;
+    bool overflow = false;
+    std::size_t malformed = 0;  // payloads that name no instance
+    std::string malformed_sample;  // the first of them, cut to 64 bytes (for the log)
+    std::size_t received = 0;   // payloads in all
+
+    bool empty() const noexcept { return ids.empty() && !overflow && malformed == 0; }
+};
+
+class WakeupInbox {
+public:
+    static constexpr std::size_t kMaxIds = 10000;
+
+    // Notes one payload; never throws beyond std::bad_alloc, never grows past kMaxIds ids.
+    void add(std::string_view payload);
+    // Folds in a batch taken elsewhere (same bound).
+    void merge(WakeupBatch batch);
+    WakeupBatch take();
+    bool empty() const noexcept { return batch_.empty(); }
+
+private:
+    void add_id(std::string id);
+    WakeupBatch batch_;
+};
 
 }  // namespace pgd::daemon

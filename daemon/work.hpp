@@ -1,8 +1,7 @@
 // What the daemon does while it holds the orchestrator lock. The lifecycle
-// (lifecycle.hpp) attaches and detaches; a WorkHandler does the work. This
-// milestone ships IdleWork; the graph orchestrator implements the same
-// interface (start claiming pending instances in on_attached, react to
-// on_wakeup, stop claiming and drain in on_detached).
+// (lifecycle.hpp) attaches and detaches; a WorkHandler (the orchestrator)
+// does the work: a full rescan in on_attached, a look at the named instances
+// on on_wakeups, stop everything in on_detached.
 #pragma once
 
 #include <functional>
@@ -24,8 +23,9 @@ public:
     // The lock is held, LISTEN is active, a fresh epoch is written. Wake-ups
     // may have been missed before this point: do a full rescan here.
     virtual void on_attached(const AttachInfo &info) = 0;
-    // A df_wakeup notification; a hint to look at one instance.
-    virtual void on_wakeup(const Wakeup &wakeup) = 0;
+    // df_wakeup notifications, coalesced: hints to look at these instances'
+    // committed rows (or at everything, on overflow). Never empty.
+    virtual void on_wakeups(const WakeupBatch &batch) = 0;
     // Reloadable settings changed (SIGHUP) or were read the first time.
     virtual void on_settings(const ServerSettings &settings) = 0;
     // Shutting down (SIGTERM): stop claiming work, let what is in flight
@@ -34,16 +34,6 @@ public:
     virtual void drain(std::function<void()> done) = 0;
     // Lock, LISTEN or extension gone (or shutting down): stop all work now.
     virtual void on_detached() = 0;
-};
-
-// Attaches and logs; executes nothing yet.
-class IdleWork final : public WorkHandler {
-public:
-    void on_attached(const AttachInfo &info) override;
-    void on_wakeup(const Wakeup &wakeup) override;
-    void on_settings(const ServerSettings &settings) override;
-    void drain(std::function<void()> done) override;
-    void on_detached() override;
 };
 
 }  // namespace pgd::daemon

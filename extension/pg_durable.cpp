@@ -11,6 +11,7 @@ extern "C" {
 #include "extension/boundary.hpp"
 #include "extension/guc.hpp"
 #include "extension/shim.hpp"
+#include "extension/uninstall.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -132,5 +133,6 @@ void _PG_init(void) {
                         "HINT: Add 'pg_durable' to shared_preload_libraries in postgresql.conf "
                         "and restart the server.")));
     define_settings();
+    pgd_install_uninstall_hook();
     if (pgd_launch_daemon) pgd_shim_register();
 }

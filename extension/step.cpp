@@ -51,7 +51,9 @@ extern "C" {
 
 #include <cstring>
 
+#include "common/protocol.hpp"
 #include "extension/spi_util.hpp"
+#include "extension/uninstall.hpp"
 
 extern "C" {
 PG_FUNCTION_INFO_V1(df__run_step);
@@ -348,11 +350,11 @@ char *failure_text(MemoryContext cxt, const ErrorData *edata) {
     // COMMIT/ROLLBACK inside a procedure or DO block in a step: the same rule.
     const char *message = edata->sqlerrcode == ERRCODE_INVALID_TRANSACTION_TERMINATION ? kTransactionControl
                                                                                         : edata->message;
-    return MemoryContextStrdup(cxt, psprintf("SQL execution failed: %s", message ? message : ""));
+    return MemoryContextStrdup(cxt, psprintf("%s%s", durable::protocol::kSqlFailedPrefix, message ? message : ""));
 }
 
 char *cancelled_text(MemoryContext cxt, const char *reason) {
-    return MemoryContextStrdup(cxt, psprintf("Cancelled: %s", reason ? reason : ""));
+    return MemoryContextStrdup(cxt, psprintf("%s%s", durable::protocol::kCancelledPrefix, reason ? reason : ""));
 }
 
 // Runs the step in an internal subtransaction and fills `out`. The caller's
@@ -575,6 +577,7 @@ Datum df__run_step(PG_FUNCTION_ARGS) {
     // 1. and 2., as table owner.
     OwnerScope owner = enter_owner();
     check_secret(secret);
+    pgd_mark_running_step();  // a DROP EXTENSION interrupts us instead of waiting
     char *instance_status = read_instance(cxt, act, owner.user);
     Claim claim = claim_activation(cxt, act, instance_status);
     leave_owner(owner);

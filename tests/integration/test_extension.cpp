@@ -57,15 +57,15 @@ TEST_CASE("df.start wakes the daemon at commit, and a rolled-back start leaves n
     }
     // ... while a later committed one does: notifications arrive in commit
     // order, so once the marker's wake-up is logged the held one's is not.
-    REQUIRE_EVENTUALLY(daemon.log_contains("wake-up received: start " + marker_id), 10s, daemon.log());
-    CHECK_FALSE(daemon.log_contains("wake-up received: start " + held_id));
+    REQUIRE_EVENTUALLY(daemon.log_contains("wake-up received for " + marker_id), 10s, daemon.log());
+    CHECK_FALSE(daemon.log_contains(held_id));
     // The daemon ran the committed one.
     REQUIRE_EVENTUALLY(cluster.query_value("SELECT status FROM df.instances WHERE id = '" + marker_id + "'") ==
                            std::optional<std::string>("completed"),
                        10s, daemon.log());
 
     held.commit();
-    REQUIRE_EVENTUALLY(daemon.log_contains("wake-up received: start " + held_id), 10s, daemon.log());
+    REQUIRE_EVENTUALLY(daemon.log_contains(held_id), 10s, daemon.log());
     CHECK(cluster.query_value("SELECT count(*) FROM df.nodes WHERE instance_id = '" + held_id + "'") ==
           std::optional<std::string>("1"));
 
@@ -81,7 +81,7 @@ TEST_CASE("df.start wakes the daemon at commit, and a rolled-back start leaves n
         marker_id = start_in(tx, "SELECT 4");
         tx.commit();
     }
-    REQUIRE_EVENTUALLY(daemon.log_contains("wake-up received: start " + marker_id), 10s, daemon.log());
+    REQUIRE_EVENTUALLY(daemon.log_contains("wake-up received for " + marker_id), 10s, daemon.log());
     CHECK_FALSE(daemon.log_contains("wake-up received: start " + rolled_back_id));
     CHECK(cluster.query_value("SELECT count(*) FROM df.instances WHERE id = '" + rolled_back_id + "'") ==
           std::optional<std::string>("0"));

@@ -101,8 +101,11 @@ TEST_CASE("a root loop and a non-root loop run 2000 iterations with bounded stat
                                  env.diagnostics());
     INFO(env.diagnostics());
     for (const auto &[table, rows] : peak) INFO(table << " peak " << rows);
-    CHECK(peak["df._activations"] < 3000);
-    CHECK(peak["df._executions"] < 1500);
+    // Trimmed in the commit that starts each next iteration: the peak is a
+    // small constant (history_executions + 1 iterations of each loop), not a
+    // share of the 2000 iterations.
+    CHECK(peak["df._activations"] < 200);
+    CHECK(peak["df._executions"] < 20);
     CHECK(peak["df.instances"] == 2);
     CHECK(peak["df._signals"] == 0);
     CHECK(env.count("df.nodes") == 8);  // the graphs as submitted: 3 + 5 nodes
@@ -158,7 +161,8 @@ TEST_CASE("retention deletes old and surplus terminal instances with their state
     RETENTION_REQUIRE_EVENTUALLY(
         env.value("SELECT count(*) FROM df.instances WHERE status IN ('completed', 'failed', 'cancelled')") == "3", 30s,
         env.diagnostics());
-    CHECK(env.value("SELECT string_agg(id, ',' ORDER BY id) FROM df.instances WHERE id LIKE 'e%'") ==
+    CHECK(env.value("SELECT string_agg(id, ',' ORDER BY id) FROM df.instances WHERE id LIKE 'e%' AND id <> '" +
+                    waiting + "'") ==
           "e0000008,e0000009,e0000010");
     CHECK(env.value("SELECT status FROM df.instances WHERE id = '" + waiting + "'") == "running");
     for (const auto &table : {"df.nodes", "df._activations", "df._executions", "df._instance_vars", "df._signals"})

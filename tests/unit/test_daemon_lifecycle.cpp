@@ -97,14 +97,15 @@ public:
         reply(std::move(done), extension && oid == extension_oid ? store::HeartbeatResult::ok
                                                                   : store::HeartbeatResult::extension_gone);
     }
-    void drain_wakeups(Callback<std::vector<std::string>> done) override {
+    void drain_wakeups(Callback<WakeupBatch> done) override {
         ++drains;
         char buf[64];
         while (::read(wake_pipe_[0], buf, sizeof buf) > 0) {
         }
-        std::vector<std::string> payloads;
-        payloads.swap(notifications);
-        reply(std::move(done), payloads);
+        WakeupInbox inbox;
+        for (const auto &payload : notifications) inbox.add(payload);
+        notifications.clear();
+        reply(std::move(done), inbox.take());
     }
     void detach(Callback<Nothing> done) override {
         ++detaches;
@@ -149,9 +150,9 @@ struct RecordingWork final : WorkHandler {
         else
             done();
     }
-    std::vector<Wakeup> wakeups;
+    std::vector<std::string> wakeups;  // instance ids, in batch order
     void on_attached(const AttachInfo &) override { ++attached; }
-    void on_wakeup(const Wakeup &w) override { wakeups.push_back(w); }
+    void on_wakeups(const WakeupBatch &b) override { wakeups.insert(wakeups.end(), b.ids.begin(), b.ids.end()); }
     void on_settings(const ServerSettings &) override { ++settings; }
     void on_detached() override { ++detached; }
 };
@@ -236,14 +237,40 @@ TEST_CASE("lifecycle hands wake-ups to the work handler and drops malformed ones
     h.server.notify("garbage");
     h.server.notify("cancel:89abcdef");
     h.run_until([&] { return h.work.wakeups.size() == 2; });
-    CHECK(h.work.wakeups[0].kind == WakeupKind::start);
-    CHECK(h.work.wakeups[0].instance_id == "0123abcd");
-    CHECK(h.work.wakeups[1].kind == WakeupKind::cancel);
+    CHECK(h.work.wakeups == std::vector<std::string>{"0123abcd", "89abcdef"});
 
     // The watcher re-arms: a later notification is seen too.
     h.server.notify("signal:00000001");
     h.run_until([&] { return h.work.wakeups.size() == 3; });
-    CHECK(h.work.wakeups[2].kind == WakeupKind::signal);
+    CHECK(h.work.wakeups[2] == "00000001");
+}
+
+TEST_CASE("the wake-up inbox coalesces payloads into a bounded set of instance ids", "[daemon]") {
+    WakeupInbox inbox;
+    inbox.add("start:0123abcd");
+    inbox.add("cancel:0123abcd");  // the kind is only a hint: one id to look at
+    inbox.add("signal:89abcdef");
+    inbox.add("cancel:0123ABCD");  // ids are lower-case hex
+    inbox.add("cancel:");
+    inbox.add(std::string(100000, 'x'));
+    auto batch = inbox.take();
+    CHECK(batch.ids == std::set<std::string>{"0123abcd", "89abcdef"});
+    CHECK(batch.malformed == 3);
+    CHECK(batch.received == 6);
+    CHECK_FALSE(batch.overflow);
+    CHECK(inbox.empty());
+
+    // A flood of distinct forged ids: memory stays bounded, the receiver is
+    // told to reconcile everything instead.
+    char id[9];
+    for (unsigned i = 0; i < 3 * WakeupInbox::kMaxIds; ++i) {
+        std::snprintf(id, sizeof id, "%08x", i);
+        inbox.add(std::string("cancel:") + id);
+    }
+    batch = inbox.take();
+    CHECK(batch.overflow);
+    CHECK(batch.ids.empty());
+    CHECK(batch.received == 3 * WakeupInbox::kMaxIds);
 }
 
 TEST_CASE("lifecycle detaches when the extension is dropped and re-attaches to a new one", "[daemon]") {

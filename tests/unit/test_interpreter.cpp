@@ -42,9 +42,10 @@ std::string id_of(const Graph &g, const std::string &query_or_type) {
 
 // Drives an InstanceRun like the daemon would, recording what happened.
 struct Driver {
-    explicit Driver(const std::string &fut, History history = {}, std::int64_t execution = 1)
+    explicit Driver(const std::string &fut, History history = {}, std::int64_t execution = 1,
+                    EngineSettings settings = EngineSettings{0, "UTC", 100000})
         : run(build(fut), InstanceInfo{"abcd0001", std::string("lbl"), execution, {{"tbl", "users"}}},
-              EngineSettings{0, "UTC", 100000}, std::move(history)) {}
+              std::move(settings), std::move(history)) {}
 
     TimePoint now = TimePoint{} + 1000000h;
     InstanceRun run;
@@ -55,6 +56,7 @@ struct Driver {
     std::vector<ActivationWrite> writes;
     std::vector<NodeMirror> mirrors;
     std::vector<InstanceWrite> instance_writes;
+    std::vector<HistoryTrim> trims;
     std::vector<RecordKey> cancels;
     std::deque<TimerArm> timers;
     std::vector<StepRun> pending;
@@ -66,6 +68,7 @@ struct Driver {
         writes.insert(writes.end(), e.activations.begin(), e.activations.end());
         mirrors.insert(mirrors.end(), e.mirrors.begin(), e.mirrors.end());
         if (e.instance) instance_writes.push_back(*e.instance);
+        trims.insert(trims.end(), e.trims.begin(), e.trims.end());
         for (auto &t : e.timers) timers.push_back(t);
         for (auto &w : e.signal_waits) waits.push_back(w);
         for (auto &s : e.steps) {
@@ -367,6 +370,50 @@ TEST_CASE("a root loop starts a new execution per iteration with fresh named res
         if (w.execution) executions.push_back(*w.execution);
     CHECK(executions == std::vector<std::int64_t>{2, 3, 4});
     CHECK(d.instance_writes.back().status == "failed");
+}
+
+TEST_CASE("each loop iteration trims the one that fell out of history_executions, in the same batch",
+          "[interpreter]") {
+    EngineSettings settings{0, "UTC", 100000};
+    settings.history_executions = 2;
+    SECTION("root loop: past executions") {
+        Driver d(dsl::loop("SELECT tick", std::nullopt, std::nullopt), {}, 1, settings);
+        int ticks = 0;
+        d.sql = [&](const std::string &) {
+            return ++ticks < 6 ? Outcome::completed(rows("[]")) : Outcome::failed("enough", "");
+        };
+        d.start();
+        // Executions 2..6 started; keeping 2 past ones, starting 4 drops 1, 5 drops 2, 6 drops 3.
+        std::vector<std::int64_t> trimmed;
+        for (const auto &t : d.trims) {
+            CHECK_FALSE(t.scope);
+            if (t.execution) trimmed.push_back(*t.execution);
+        }
+        CHECK(trimmed == std::vector<std::int64_t>{1, 2, 3});
+    }
+    SECTION("non-root loop: past iteration scopes") {
+        Driver d(dsl::seq("SELECT pre", dsl::loop("SELECT body", std::string("SELECT more"), std::nullopt)), {}, 1,
+                 settings);
+        int bodies = 0;
+        d.sql = [&](const std::string &q) {
+            if (q == "SELECT body") ++bodies;
+            if (q == "SELECT more") return Outcome::completed(rows(bodies < 5 ? "[{\"m\":true}]" : "[{\"m\":false}]"));
+            return Outcome::completed(rows("[]"));
+        };
+        d.start();
+        CHECK(bodies == 5);
+        const std::string body = id_of(d.run.graph(), "SELECT body");
+        std::string loop_stamp;
+        for (const auto &w : d.writes)
+            if (w.node_id == id_of(d.run.graph(), "LOOP")) loop_stamp = w.stamp;
+        REQUIRE(!loop_stamp.empty());
+        std::vector<std::string> scopes;
+        for (const auto &t : d.trims) {
+            CHECK_FALSE(t.execution);
+            if (t.scope) scopes.push_back(*t.scope);
+        }
+        CHECK(scopes == std::vector<std::string>{loop_stamp + "::" + body + "::1", loop_stamp + "::" + body + "::2"});
+    }
 }
 
 TEST_CASE("loop pacing waits out the minimum interval on a timer", "[interpreter]") {

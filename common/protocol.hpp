@@ -1,0 +1,54 @@
+// The step protocol between the extension and the daemon: the one definition
+// both sides use (DESIGN §2.14). Pure: no PostgreSQL headers, no I/O.
+//
+// Lock order (docs/ARCHITECTURE.md "Lock order"), for every path:
+//   1. a running step's activation row (df._run_step, for the whole step);
+//   2. the instance row, FOR NO KEY UPDATE (df._run_step at record time,
+//      df.cancel, df.signal, every daemon bookkeeping transaction; the
+//      daemon with NOWAIT);
+//   3. other activation rows, df.nodes, df._signals.
+// The daemon never writes a running step's activation row while it holds an
+// instance row: an interrupted step's 'cancelled' record waits for the step's
+// end and is written alone.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace durable::protocol {
+
+// Status words of df.instances, df.nodes and df._activations.
+inline constexpr const char *kPending = "pending";
+inline constexpr const char *kRunning = "running";
+inline constexpr const char *kCompleted = "completed";
+inline constexpr const char *kFailed = "failed";
+inline constexpr const char *kCancelled = "cancelled";
+
+bool is_terminal(std::string_view status) noexcept;  // completed, failed or cancelled
+bool is_live(std::string_view status) noexcept;      // pending or running
+
+// df._run_step's outcome words ({"outcome": ...}).
+inline constexpr const char *kOutcomeCompleted = "completed";
+inline constexpr const char *kOutcomeFailed = "failed";
+inline constexpr const char *kOutcomeCancelled = "cancelled";
+inline constexpr const char *kOutcomeDuplicate = "duplicate";
+inline constexpr const char *kOutcomeNotRunning = "instance_not_running";
+
+// Error texts that start with a fixed prefix (SPEC §10.2, §13).
+inline constexpr const char *kSqlFailedPrefix = "SQL execution failed: ";
+inline constexpr const char *kCancelledPrefix = "Cancelled: ";
+std::string sql_failed(std::string_view message);
+std::string cancelled(std::string_view reason);
+
+// Scope stamps: '<instance>::<execution>' for the root scope of an
+// execution, '<parent>::<child root node>::<generation>' for a child scope
+// (a branch, a loop iteration).
+std::string root_stamp(std::string_view instance_id, std::int64_t execution);
+std::string child_stamp(std::string_view parent_stamp, std::string_view child_root_id, std::int64_t generation);
+// The execution of a stamp of this instance (its root scope's number), or
+// nullopt when the stamp is not of this instance or not well formed.
+std::optional<std::int64_t> stamp_execution(std::string_view stamp, std::string_view instance_id);
+
+}  // namespace durable::protocol
