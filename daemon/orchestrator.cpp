@@ -57,7 +57,7 @@ struct Orchestrator::Instance {
 Orchestrator::Orchestrator(boost::asio::io_context &io, std::string conninfo)
     : io_(io), conninfo_(std::move(conninfo)),
       state_conn_(std::make_shared<std::unique_ptr<pqxx::connection>>()),
-      executor_(io, conninfo_), http_client_(io) {}
+      executor_(io, conninfo_), http_client_(io), sweeper_(io, conninfo_) {}
 
 Orchestrator::~Orchestrator() { on_detached(); }
 
@@ -181,6 +181,11 @@ durable::engine::EngineSettings Orchestrator::engine_settings() const {
 
 void Orchestrator::on_settings(const ServerSettings &settings) {
     settings_ = settings;
+    store::RetentionLimits limits;
+    limits.retention_days = settings.retention_days;
+    limits.retention_max_instances = settings.retention_max_instances;
+    limits.history_executions = settings.history_executions;
+    sweeper_.configure(limits);
     executor_.configure(settings.max_user_connections, settings.execution_acquire_timeout_s, settings.database);
 }
 
@@ -199,7 +204,7 @@ void Orchestrator::on_attached(const AttachInfo &info) {
             executor_.set_secret(secret);
             rescan();
         });
-    schedule_maintenance(std::chrono::seconds(2));
+    sweeper_.start(std::chrono::seconds(2));
 }
 
 void Orchestrator::rescan() {
@@ -685,7 +690,7 @@ void Orchestrator::drain(std::function<void()> done) {
 
 void Orchestrator::on_detached() {
     attached_ = false;
-    stop_maintenance();
+    sweeper_.stop();
     ++generation_;
     instances_.clear();
     loading_.clear();
@@ -700,89 +705,6 @@ void Orchestrator::on_detached() {
         auto slot = state_conn_;
         state_worker_->post([slot]() { slot->reset(); });
         state_worker_.reset();  // joins after the posted jobs
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Maintenance: retention and loop-history bounding (SPEC §17, DESIGN §2.8)
-
-namespace {
-
-// About once a minute; PGD_MAINTENANCE_INTERVAL_MS overrides it (tests).
-std::chrono::milliseconds maintenance_interval() {
-    if (const char *env = std::getenv("PGD_MAINTENANCE_INTERVAL_MS")) {
-        const long ms = std::strtol(env, nullptr, 10);
-        if (ms > 0) return std::chrono::milliseconds(ms);
-    }
-    return std::chrono::seconds(60);
-}
-
-constexpr auto kMaintenanceBudget = std::chrono::seconds(2);  // per sweep, in small batches
-constexpr auto kBacklogDelay = std::chrono::seconds(1);      // next sweep when work remains
-
-}  // namespace
-
-void Orchestrator::schedule_maintenance(std::chrono::milliseconds delay) {
-    if (!maintenance_timer_) maintenance_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
-    maintenance_timer_->expires_after(delay);
-    const auto generation = generation_;
-    maintenance_timer_->async_wait([this, generation](const boost::system::error_code &ec) {
-        if (ec || generation != generation_ || !attached_) return;
-        run_maintenance();
-    });
-}
-
-void Orchestrator::run_maintenance() {
-    if (!maintenance_worker_) {
-        maintenance_worker_ = std::make_unique<DbWorker>("maintenance");
-        maintenance_conn_ = std::make_shared<std::unique_ptr<pqxx::connection>>();
-    }
-    store::RetentionLimits limits;
-    limits.retention_days = settings_.retention_days;
-    limits.retention_max_instances = settings_.retention_max_instances;
-    limits.history_executions = settings_.history_executions;
-    const auto generation = generation_;
-    auto conn_slot = maintenance_conn_;
-    const std::string conninfo = conninfo_;
-    maintenance_worker_->post([this, limits, generation, conn_slot, conninfo]() {
-        bool backlog = false;
-        store::RetentionBatch total;
-        try {
-            if (!*conn_slot) {
-                *conn_slot = std::make_unique<pqxx::connection>(conninfo);
-                store::prepare_session(**conn_slot);
-            }
-            const auto deadline = std::chrono::steady_clock::now() + kMaintenanceBudget;
-            for (;;) {
-                const auto batch = store::retention_batch(**conn_slot, limits);
-                total.instances += batch.instances;
-                total.executions += batch.executions;
-                total.iterations += batch.iterations;
-                backlog = batch.instances + batch.executions + batch.iterations > 0;
-                if (!backlog || std::chrono::steady_clock::now() >= deadline) break;
-            }
-        } catch (const pqxx::broken_connection &e) {
-            conn_slot->reset();
-            log()->warn("retention sweep failed: {}", primary_message(e.what()));
-        } catch (const std::exception &e) {
-            log()->warn("retention sweep failed: {}", primary_message(e.what()));
-        }
-        if (total.instances + total.executions + total.iterations > 0)
-            log()->debug("retention: deleted {} instance(s), {} past execution(s), {} old iteration row(s)",
-                         total.instances, total.executions, total.iterations);
-        boost::asio::post(io_, [this, generation, backlog]() {
-            if (generation != generation_ || !attached_) return;
-            schedule_maintenance(backlog ? std::chrono::milliseconds(kBacklogDelay) : maintenance_interval());
-        });
-    });
-}
-
-void Orchestrator::stop_maintenance() {
-    if (maintenance_timer_) maintenance_timer_->cancel();
-    if (maintenance_worker_) {
-        auto slot = maintenance_conn_;
-        maintenance_worker_->post([slot]() { slot->reset(); });
-        maintenance_worker_.reset();  // joins after the posted jobs (a sweep ends within its budget)
     }
 }
 

@@ -29,6 +29,7 @@
 #include "daemon/executor.hpp"
 #include "daemon/http.hpp"
 #include "daemon/interpreter.hpp"
+#include "daemon/retention_sweeper.hpp"
 #include "daemon/store_engine.hpp"
 #include "daemon/work.hpp"
 
@@ -81,12 +82,6 @@ private:
     void forget(const std::string &id);
     Instance *find(const std::string &id);
     durable::engine::EngineSettings engine_settings() const;
-    // Retention (SPEC §17): a maintenance sweep on its own connection, soon
-    // after attaching and then about once a minute (sooner while a backlog
-    // remains). A timer, not polling for work.
-    void schedule_maintenance(std::chrono::milliseconds delay);
-    void run_maintenance();
-    void stop_maintenance();
 
     boost::asio::io_context &io_;
     std::string conninfo_;
@@ -118,9 +113,7 @@ private:
                                const DeferredRecord &record);
     WakeupInbox wakeups_;       // hints not yet looked up (bounded)
     bool reconciling_ = false;  // one wake-up lookup in flight at a time
-    std::unique_ptr<boost::asio::steady_timer> maintenance_timer_;
-    std::unique_ptr<DbWorker> maintenance_worker_;
-    std::shared_ptr<std::unique_ptr<pqxx::connection>> maintenance_conn_;
+    RetentionSweeper sweeper_;  // retention on its own connection (SPEC §17)
 };
 
 }  // namespace pgd::daemon
