@@ -1,5 +1,6 @@
 #include "daemon/orchestrator.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <random>
 
@@ -38,6 +39,15 @@ std::string random_secret() {
 }
 
 durable::engine::TimePoint now() { return std::chrono::system_clock::now(); }
+
+// Whether the instance still waits for this step (a RACE loser or a cancelled
+// instance does not).
+template <class Inst>
+bool still_running(const Inst *inst, const std::string &stamp, const std::string &node_id) {
+    if (inst == nullptr) return false;
+    const auto running = inst->run->running_steps();
+    return std::find(running.begin(), running.end(), durable::engine::RecordKey{stamp, node_id}) != running.end();
+}
 
 }  // namespace
 
@@ -104,6 +114,7 @@ durable::engine::EngineSettings Orchestrator::engine_settings() const {
 void Orchestrator::on_settings(const ServerSettings &settings) {
     settings_ = settings;
     executor_.configure(settings.max_user_connections, settings.execution_acquire_timeout_s, settings.database);
+    http_client_.set_max_concurrency(settings.max_http_concurrency);
 }
 
 void Orchestrator::on_attached(const AttachInfo &info) {
@@ -201,6 +212,7 @@ void Orchestrator::pump(const std::string &id) {
         Effects effects = std::move(inst->queue.front());
         inst->queue.pop_front();
         for (const auto &[stamp, node] : effects.cancels) executor_.cancel(id, stamp, node);
+        for (const auto &[stamp, node] : effects.cancels) http_client_.cancel({id, stamp, node});
         for (const auto &[stamp, node] : effects.cancels) inst->timers.erase({stamp, node});
         const bool writes = effects.has_writes() || !effects.mirrors.empty();
         if (!writes) {
@@ -403,7 +415,7 @@ void Orchestrator::run_http(Instance &inst, const durable::engine::HttpRun &http
     const std::string key = outbound::idempotency_key(id, http.node_id, execution);
     on_state<bool>([role_oid](pqxx::connection &c) { return store::has_http_privilege(c, role_oid); },
                    [this, id, role, key, http, finish](bool allowed) {
-                       if (find(id) == nullptr) return;
+                       if (!still_running(find(id), http.stamp, http.node_id)) return;  // cancelled meanwhile
                        if (!allowed) {
                            finish({false, outbound::privilege_error(role)});
                            return;
@@ -413,7 +425,7 @@ void Orchestrator::run_http(Instance &inst, const durable::engine::HttpRun &http
                                                      settings_.http_max_attempts, settings_.http_max_response_bytes};
                        log()->debug("http step {} of {}: max {} attempt(s), {} response bytes", http.node_id, id,
                                     limits.max_attempts, limits.max_response_bytes);
-                       http_client_.run(http.config, key, limits,
+                       http_client_.run({id, http.stamp, http.node_id}, http.config, key, limits,
                                         [this, generation = generation_, finish](outbound::Result result) {
                                             if (generation != generation_ || !attached_) return;
                                             finish(std::move(result));
@@ -489,6 +501,7 @@ void Orchestrator::cancel_instance(const std::string &id) {
     if (inst == nullptr) return;
     const auto running = inst->run->running_steps();
     for (const auto &[stamp, node] : running) executor_.cancel(id, stamp, node);
+    http_client_.cancel_instance(id);  // closes their sockets now; they record nothing
     const std::int64_t execution = inst->row.execution;
     forget(id);
     if (running.empty()) return;
