@@ -1,6 +1,7 @@
 #include "daemon/http.hpp"
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/ssl.h>
 
+#include "daemon/concurrency_gate.hpp"
 #include "daemon/http_policy.hpp"
 
 namespace pgd::daemon::http {
@@ -31,15 +33,33 @@ bool header_safe(const std::string &text) { return text.find_first_of("\r\n", 0)
 
 }  // namespace
 
+// The client's state, shared with its steps so a step whose handlers outlive
+// the client (stop(), then the io_context runs them) finds it or nothing.
+struct HttpClient::Core {
+    Core(asio::io_context &context, int limit)
+        : io(context), tls(std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client)), gate(limit) {}
+
+    // Starts the attempts of steps the gate just admitted.
+    void admit(const std::vector<ConcurrencyGate::Ticket> &tickets);
+    // Takes a step out of the client: its slot or queue place goes to the next.
+    void detach(ConcurrencyGate::Ticket ticket, const StepKey &key);
+
+    asio::io_context &io;
+    std::shared_ptr<asio::ssl::context> tls;
+    ConcurrencyGate gate;
+    ConcurrencyGate::Ticket next_ticket = 0;
+    // Every live step. A queued step has no handler pending, so this is what
+    // keeps it alive; in flight, its handlers hold it too.
+    std::map<ConcurrencyGate::Ticket, std::shared_ptr<Step>> steps;
+    std::map<StepKey, ConcurrencyGate::Ticket> by_key;
+};
+
 class HttpClient::Step : public std::enable_shared_from_this<HttpClient::Step> {
 public:
-    Step(asio::io_context &io, std::shared_ptr<asio::ssl::context> tls, std::shared_ptr<std::set<Step *>> live,
-         Limits limits, std::function<void(Result)> done)
-        : io_(io), tls_(std::move(tls)), live_(std::move(live)), limits_(std::move(limits)), done_(std::move(done)),
-          resolver_(io), deadline_(io), backoff_(io) {
-        live_->insert(this);
-    }
-    ~Step() { live_->erase(this); }
+    Step(const std::shared_ptr<Core> &core, ConcurrencyGate::Ticket ticket, StepKey key, Limits limits,
+         std::function<void(Result)> done)
+        : io_(core->io), tls_(core->tls), core_(core), ticket_(ticket), key_(std::move(key)),
+          limits_(std::move(limits)), done_(std::move(done)), resolver_(io_), deadline_(io_), backoff_(io_) {}
 
     void start(const std::string &config_text, const std::string &idempotency_key) {
         const auto config = nlohmann::json::parse(config_text, nullptr, false);
@@ -106,17 +126,37 @@ public:
                 request_.set(bhttp::field::content_type, "application/json");
         }
         request_.prepare_payload();
-        attempt();
+        request_slot();
     }
 
-    // stop(): no more callbacks, everything in flight is cancelled.
-    void abandon() {
+    // Cancel or stop(): no more callbacks, the socket closes now and every
+    // timer is cancelled. The caller takes the step out of the Core.
+    void abort() {
         finished_ = true;
+        done_ = nullptr;
         cancel_io();
+        deadline_.cancel();
         backoff_.cancel();
     }
 
+    // The gate admitted this step (it was queued).
+    void admitted() { attempt(); }
+
 private:
+    // Each attempt needs a slot; queued until one is free, holding no socket.
+    void request_slot() {
+        if (finished_) return;
+        auto core = core_.lock();
+        if (!core) return;
+        if (core->gate.acquire(ticket_)) attempt();
+    }
+
+    // Between attempts (a retry's wait) nothing is in flight: the slot goes
+    // to the next in line.
+    void release_slot() {
+        if (auto core = core_.lock(); core && core->gate.holds(ticket_)) core->admit(core->gate.leave(ticket_));
+    }
+
     void attempt() {
         if (finished_) return;
         ++attempts_;
@@ -322,10 +362,11 @@ private:
 
     void retry() {
         ++attempt_id_;  // late handlers of the failed attempt are stale
+        release_slot();
         backoff_.expires_after(retry_delay(attempts_));
         backoff_.async_wait([self = shared_from_this()](const boost::system::error_code &ec) {
             if (ec || self->finished_) return;
-            self->attempt();
+            self->request_slot();
         });
     }
 
@@ -355,14 +396,18 @@ private:
         finished_ = true;
         deadline_.cancel();
         backoff_.cancel();
+        cancel_io();  // a TLS stream already handed to close_stream() is not touched
         auto done = std::move(done_);
-        live_->erase(this);
+        const auto keep = shared_from_this();  // detach drops the Core's reference
+        if (auto core = core_.lock()) core->detach(ticket_, key_);
         if (done) done(Result{ok, std::move(text)});
     }
 
     asio::io_context &io_;
     std::shared_ptr<asio::ssl::context> tls_;
-    std::shared_ptr<std::set<Step *>> live_;
+    std::weak_ptr<Core> core_;
+    ConcurrencyGate::Ticket ticket_;
+    StepKey key_;
     Limits limits_;
     std::function<void(Result)> done_;
     tcp::resolver resolver_;
@@ -387,26 +432,72 @@ private:
     Clock::time_point deadline_at_;
 };
 
-HttpClient::HttpClient(asio::io_context &io)
-    : io_(io), tls_(std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client)),
-      live_(std::make_shared<std::set<Step *>>()) {
+void HttpClient::Core::admit(const std::vector<ConcurrencyGate::Ticket> &tickets) {
+    for (const auto ticket : tickets) {
+        auto it = steps.find(ticket);
+        // An attempt only starts asynchronous work, so nothing here re-enters
+        // the gate while this loop runs.
+        if (it != steps.end()) it->second->admitted();
+    }
+}
+
+void HttpClient::Core::detach(ConcurrencyGate::Ticket ticket, const StepKey &key) {
+    auto by = by_key.find(key);
+    if (by != by_key.end() && by->second == ticket) by_key.erase(by);
+    steps.erase(ticket);
+    admit(gate.leave(ticket));
+}
+
+HttpClient::HttpClient(asio::io_context &io, int max_concurrency)
+    : core_(std::make_shared<Core>(io, max_concurrency)) {
     boost::system::error_code ignored;
-    tls_->set_default_verify_paths(ignored);
-    tls_->set_verify_mode(asio::ssl::verify_peer);
+    core_->tls->set_default_verify_paths(ignored);
+    core_->tls->set_verify_mode(asio::ssl::verify_peer);
 }
 
 HttpClient::~HttpClient() { stop(); }
 
-void HttpClient::run(const std::string &config, const std::string &idempotency_key, const Limits &limits,
-                     std::function<void(Result)> done) {
-    auto step = std::make_shared<Step>(io_, tls_, live_, limits, std::move(done));
+void HttpClient::set_max_concurrency(int limit) { core_->admit(core_->gate.set_limit(limit)); }
+
+void HttpClient::run(const StepKey &key, const std::string &config, const std::string &idempotency_key,
+                     const Limits &limits, std::function<void(Result)> done) {
+    cancel(key);  // a re-issued step supersedes one still in flight
+    const auto ticket = ++core_->next_ticket;
+    auto step = std::make_shared<Step>(core_, ticket, key, limits, std::move(done));
+    core_->steps[ticket] = step;
+    core_->by_key[key] = ticket;
     step->start(config, idempotency_key);
 }
 
-void HttpClient::stop() {
-    const auto steps = *live_;
-    for (Step *step : steps) step->abandon();
-    live_->clear();
+bool HttpClient::cancel(const StepKey &key) {
+    auto it = core_->by_key.find(key);
+    if (it == core_->by_key.end()) return false;
+    const auto ticket = it->second;
+    auto step = core_->steps.find(ticket);
+    if (step != core_->steps.end()) step->second->abort();
+    core_->detach(ticket, key);
+    return true;
 }
+
+std::size_t HttpClient::cancel_instance(const std::string &instance_id) {
+    std::vector<StepKey> keys;
+    for (auto it = core_->by_key.lower_bound(StepKey{instance_id, {}, {}});
+         it != core_->by_key.end() && it->first.instance_id == instance_id; ++it)
+        keys.push_back(it->first);
+    for (const auto &key : keys) cancel(key);
+    return keys.size();
+}
+
+void HttpClient::stop() {
+    const auto steps = std::move(core_->steps);
+    core_->steps.clear();
+    core_->by_key.clear();
+    core_->gate.clear();
+    for (const auto &[ticket, step] : steps) step->abort();
+}
+
+std::size_t HttpClient::in_flight() const { return core_->gate.holding(); }
+
+std::size_t HttpClient::queued() const { return core_->gate.waiting(); }
 
 }  // namespace pgd::daemon::http

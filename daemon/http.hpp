@@ -1,6 +1,13 @@
 // HTTP steps (SPEC.md §14) on the daemon's io_context with Boost.Beast:
-// HTTP and HTTPS (certificate and host name verification, SNI), any number
-// of requests at once, no database connection or transaction involved.
+// HTTP and HTTPS (certificate and host name verification, SNI), no database
+// connection or transaction involved.
+//
+// At most max_http_concurrency attempts are in flight at once (resolve,
+// connect, request, response: the phase that holds a socket and a response
+// buffer); the rest wait in a FIFO queue holding neither, and a step waiting
+// between retries gives its slot up. A step is known by its StepKey, so
+// df.cancel and a lost RACE abort it: its socket closes at once, its slot or
+// queue place goes to the next, and its `done` never runs.
 //
 // One HttpClient::run call carries out one HTTP step after the gates that
 // need the database (http_enabled, EXECUTE on df.http) have passed: scheme,
@@ -12,8 +19,8 @@
 
 #include <functional>
 #include <memory>
-#include <set>
 #include <string>
+#include <tuple>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -34,28 +41,54 @@ struct Result {
     std::string text;
 };
 
+// Which step a request carries out: (instance id, stamp, node id), the
+// interpreter's RecordKey plus the instance.
+struct StepKey {
+    std::string instance_id;
+    std::string stamp;
+    std::string node_id;
+    bool operator<(const StepKey &other) const {
+        return std::tie(instance_id, stamp, node_id) < std::tie(other.instance_id, other.stamp, other.node_id);
+    }
+};
+
 class HttpClient {
 public:
-    explicit HttpClient(boost::asio::io_context &io);
+    explicit HttpClient(boost::asio::io_context &io, int max_concurrency = 64);
     ~HttpClient();
     HttpClient(const HttpClient &) = delete;
     HttpClient &operator=(const HttpClient &) = delete;
 
+    // pg_durable.max_http_concurrency (at least 1). Applies to attempts
+    // admitted from now on: a lower limit lets running ones finish, a higher
+    // one admits queued ones at once.
+    void set_max_concurrency(int limit);
+
     // `config` is the HTTP node's JSON ({"url","method","body","headers",
     // "timeout_seconds"}) after substitution. `done` runs on the io thread,
-    // never after stop() or destruction.
-    void run(const std::string &config, const std::string &idempotency_key, const Limits &limits,
-             std::function<void(Result)> done);
+    // never after stop(), destruction or a cancel of `key`. A second run of a
+    // key still in flight supersedes the first (which is aborted).
+    void run(const StepKey &key, const std::string &config, const std::string &idempotency_key,
+             const Limits &limits, std::function<void(Result)> done);
 
-    // Abandons every request in flight (their `done` never runs).
+    // Aborts the step, wherever it is (queued, in flight, waiting to retry);
+    // false when there is none under `key`.
+    bool cancel(const StepKey &key);
+    // Aborts every step of the instance; how many there were.
+    std::size_t cancel_instance(const std::string &instance_id);
+
+    // Abandons every request (their `done` never runs).
     void stop();
 
+    // Attempts holding a slot, and steps waiting for one.
+    std::size_t in_flight() const;
+    std::size_t queued() const;
+
     class Step;  // one HTTP step: its attempts and waits
+    struct Core;  // what steps share with the client (slots, the live steps)
 
 private:
-    boost::asio::io_context &io_;
-    std::shared_ptr<boost::asio::ssl::context> tls_;
-    std::shared_ptr<std::set<Step *>> live_;  // steps in flight
+    std::shared_ptr<Core> core_;
 };
 
 }  // namespace pgd::daemon::http

@@ -791,7 +791,7 @@ Task *InstanceRun::find_leaf(const std::string &stamp, const std::string &node_i
 std::vector<RecordKey> InstanceRun::running_steps() const {
     std::vector<RecordKey> keys;
     for (const auto &[key, task] : leaves_)
-        if (graph_[task->node_].node_type == "SQL") keys.push_back(key);
+        if (graph_[task->node_].node_type == "SQL" || graph_[task->node_].node_type == "HTTP") keys.push_back(key);
     return keys;
 }
 

@@ -195,7 +195,7 @@ public:
     bool finished() const noexcept { return finished_; }
     const InstanceInfo &info() const noexcept { return info_; }
     const Graph &graph() const noexcept { return graph_; }
-    // The stamps of SQL steps currently running (for df.cancel).
+    // The keys of SQL and HTTP steps currently running (for df.cancel).
     std::vector<RecordKey> running_steps() const;
 
 private:

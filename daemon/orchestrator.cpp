@@ -41,6 +41,15 @@ std::string random_secret() {
 
 durable::engine::TimePoint now() { return std::chrono::system_clock::now(); }
 
+// Whether the instance still waits for this step (a RACE loser or a cancelled
+// instance does not).
+template <class Inst>
+bool still_running(const Inst *inst, const std::string &stamp, const std::string &node_id) {
+    if (inst == nullptr) return false;
+    const auto running = inst->run->running_steps();
+    return std::find(running.begin(), running.end(), durable::engine::RecordKey{stamp, node_id}) != running.end();
+}
+
 }  // namespace
 
 struct Orchestrator::Instance {
@@ -187,6 +196,7 @@ void Orchestrator::on_settings(const ServerSettings &settings) {
     limits.history_executions = settings.history_executions;
     sweeper_.configure(limits);
     executor_.configure(settings.max_user_connections, settings.execution_acquire_timeout_s, settings.database);
+    http_client_.set_max_concurrency(settings.max_http_concurrency);
 }
 
 void Orchestrator::on_attached(const AttachInfo &info) {
@@ -299,6 +309,7 @@ void Orchestrator::pump(const std::string &id) {
         // A cancelled signal wait (a RACE loser, say) leaves the line at once:
         // else it stays the earliest wait for its name and takes no signal.
         for (const auto &key : effects.cancels) {
+            http_client_.cancel({id, key.first, key.second});  // closes its socket now; records nothing
             inst->timers.erase(key);
             inst->waits.erase(key);
         }
@@ -529,7 +540,7 @@ void Orchestrator::run_http(Instance &inst, const durable::engine::HttpRun &http
     const std::string key = outbound::idempotency_key(id, http.node_id, execution);
     for_instance<bool>(id, [role_oid](pqxx::connection &c) { return store::has_http_privilege(c, role_oid); },
                    [this, id, role, key, http, finish](bool allowed) {
-                       if (find(id) == nullptr) return;
+                       if (!still_running(find(id), http.stamp, http.node_id)) return;  // cancelled meanwhile
                        if (!allowed) {
                            finish({false, outbound::privilege_error(role)});
                            return;
@@ -539,7 +550,7 @@ void Orchestrator::run_http(Instance &inst, const durable::engine::HttpRun &http
                                                      settings_.http_max_attempts, settings_.http_max_response_bytes};
                        log()->debug("http step {} of {}: max {} attempt(s), {} response bytes", http.node_id, id,
                                     limits.max_attempts, limits.max_response_bytes);
-                       http_client_.run(http.config, key, limits,
+                       http_client_.run({id, http.stamp, http.node_id}, http.config, key, limits,
                                         [this, generation = generation_, finish](outbound::Result result) {
                                             if (generation != generation_ || !attached_) return;
                                             finish(std::move(result));
@@ -616,6 +627,7 @@ void Orchestrator::cancel_instance(const std::string &id, const store::InstanceS
     if (inst == nullptr) return;
     const auto running = inst->run->running_steps();
     const DeferredRecord record{inst->row.execution, durable::protocol::cancelled(state.error.value_or(""))};
+    http_client_.cancel_instance(id);  // closes their sockets now; they record nothing
     forget(id);
     for (const auto &[stamp, node] : running) {
         const bool in_flight = executor_.cancel(id, stamp, node) || between_attempts_.count({id, stamp, node});

@@ -29,6 +29,7 @@ const std::vector<SettingSpec> &setting_specs() {
         {"pg_durable.http_allow_private_networks", C::sighup, U::none, &S::http_allow_private_networks},
         {"pg_durable.http_max_attempts", C::sighup, U::none, &S::http_max_attempts},
         {"pg_durable.http_max_response_bytes", C::sighup, U::bytes, &S::http_max_response_bytes},
+        {"pg_durable.max_http_concurrency", C::sighup, U::none, &S::max_http_concurrency},
         {"pg_durable.max_management_connections", C::postmaster, U::none, &S::max_management_connections},
         {"pg_durable.max_duroxide_connections", C::postmaster, U::none, &S::max_duroxide_connections},
     };

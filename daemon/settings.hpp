@@ -32,6 +32,7 @@ struct ServerSettings {
     bool http_allow_private_networks = false;
     int http_max_attempts = 3;
     int http_max_response_bytes = 10 * 1024 * 1024;
+    int max_http_concurrency = 64;
     int max_management_connections = 6;
     int max_duroxide_connections = 10;
 };

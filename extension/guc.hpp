@@ -20,6 +20,7 @@ extern char *pgd_http_allowed_hosts;
 extern bool pgd_http_allow_private_networks;
 extern int pgd_http_max_attempts;
 extern int pgd_http_max_response_bytes;
+extern int pgd_max_http_concurrency;
 extern int pgd_max_management_connections;
 extern int pgd_max_duroxide_connections;
 }

@@ -34,6 +34,7 @@ char *pgd_http_allowed_hosts = nullptr;
 bool pgd_http_allow_private_networks = false;
 int pgd_http_max_attempts = 3;
 int pgd_http_max_response_bytes = 10 * 1024 * 1024;
+int pgd_max_http_concurrency = 64;
 int pgd_max_management_connections = 6;
 int pgd_max_duroxide_connections = 10;
 
@@ -112,6 +113,9 @@ void define_settings() {
         "Largest response body a df.http step accepts.", nullptr,
         &pgd_http_max_response_bytes, 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024, PGC_SIGHUP,
         GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pg_durable.max_http_concurrency",
+        "df.http requests in flight at once; the others queue.", nullptr,
+        &pgd_max_http_concurrency, 64, 1, 10000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("pg_durable.max_management_connections",
         "Daemon connections for bookkeeping.", nullptr,
         &pgd_max_management_connections, 6, 1, 1000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);

@@ -1,8 +1,11 @@
 #include "http_test_server.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 
 #include <boost/asio/connect.hpp>
@@ -69,6 +72,30 @@ void HttpTestServer::accept_loop() {
     }
 }
 
+bool HttpTestServer::hold(tcp::socket &socket, int ms) {
+    const int now_holding = ++holding_;
+    for (int seen = max_holding_; now_holding > seen && !max_holding_.compare_exchange_weak(seen, now_holding);) {
+    }
+    // The client sends nothing after its request, so the socket turning
+    // readable means it closed (EOF) or reset the connection.
+    bool closed = false;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (!closed && !stopping_) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        pollfd fd{socket.native_handle(), POLLIN | POLLRDHUP, 0};
+        const int ready = ::poll(&fd, 1, static_cast<int>(std::min<long long>(left.count(), 100)));
+        if (ready > 0) {
+            char byte;
+            const auto got = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+            closed = got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+        }
+    }
+    if (closed) ++closed_while_held_;
+    --holding_;
+    return closed;
+}
+
 void HttpTestServer::serve(tcp::socket socket) {
     // A stuck client must not hang the test's teardown.
     timeval tv{5, 0};
@@ -120,6 +147,12 @@ void HttpTestServer::serve(tcp::socket socket) {
     } else if (starts("/slow/")) {
         std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(target.substr(6))));
         reply(200, "text/plain", "slow done");
+    } else if (starts("/hold/")) {
+        if (hold(socket, std::stoi(target.substr(6)))) {
+            socket.close(ec);
+            return;
+        }
+        reply(200, "text/plain", "held");
     } else if (target == "/big") {
         reply(200, "text/plain", std::string(100000, 'x'));
     } else if (target == "/redirect") {

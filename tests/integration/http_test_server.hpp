@@ -10,6 +10,9 @@
 //   /big           200 with 100000 bytes of text
 //   /redirect      302 to /echo
 //   /binary        200 application/octet-stream with the bytes 0..255
+//   /hold/<ms>     holds the request up to ms, then 200 "held"; the server
+//                  counts how many are held at once and how many the client
+//                  closed while held (it watches the socket meanwhile)
 #pragma once
 
 #include <atomic>
@@ -41,10 +44,18 @@ public:
     // Requests received so far for exactly this target.
     std::vector<Hit> hits(const std::string &target) const;
     std::size_t total_hits() const;
+    // /hold requests held right now, the most held at once, and those whose
+    // connection the client closed before the reply.
+    int holding() const { return holding_; }
+    int max_holding() const { return max_holding_; }
+    int closed_while_held() const { return closed_while_held_; }
+    void reset_max_holding() { max_holding_ = holding_.load(); }
 
 private:
     void accept_loop();
     void serve(boost::asio::ip::tcp::socket socket);
+    // True when the client closed the connection within `ms`.
+    bool hold(boost::asio::ip::tcp::socket &socket, int ms);
 
     boost::asio::io_context io_;
     boost::asio::ip::tcp::acceptor acceptor_;
@@ -54,6 +65,9 @@ private:
     mutable std::mutex mutex_;
     std::vector<std::thread> workers_;
     std::vector<Hit> hits_;
+    std::atomic<int> holding_{0};
+    std::atomic<int> max_holding_{0};
+    std::atomic<int> closed_while_held_{0};
 };
 
 }  // namespace pgd::test

@@ -1,7 +1,10 @@
 // HTTP steps (SPEC.md §14) against a local test server: methods, headers,
-// bodies, envelopes, retries, timeouts, size limit, redirects, concurrency,
-// the Idempotency-Key, and every SSRF gate.
+// bodies, envelopes, retries, timeouts, size limit, redirects, concurrency
+// and its cap, aborts on df.cancel and on a lost RACE, the Idempotency-Key,
+// and every SSRF gate.
+#include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <map>
 #include <string>
 #include <vector>
@@ -278,4 +281,87 @@ TEST_CASE("SSRF: restricted addresses, schemes, the allow-list and EXECUTE on df
     CHECK(error.value_or("") ==
           "Blocked: role 'alice' does not have EXECUTE privilege on df.http(). Grant EXECUTE ON FUNCTION "
           "df.http(text,text,text,jsonb,integer) TO alice to allow HTTP requests.");
+}
+
+TEST_CASE("max_http_concurrency caps requests in flight; the rest queue, and a reload changes the cap", "[http]") {
+    HttpTestServer server;
+    HttpEnv env({{"pg_durable.http_allowed_hosts", "*"},
+                 {"pg_durable.http_allow_private_networks", "on"},
+                 {"pg_durable.max_http_concurrency", "2"}});
+    const std::string held = http_call(server.url("/hold/700"));
+    const auto all_completed = [&](const std::vector<std::string> &ids) {
+        return std::all_of(ids.begin(), ids.end(), [&](const std::string &id) { return env.terminal(id); });
+    };
+
+    std::vector<std::string> ids;
+    for (int i = 0; i < 6; ++i) ids.push_back(env.start(held));
+    REQUIRE_EVENTUALLY(all_completed(ids), 30s, env.daemon.log());
+    for (const auto &id : ids) {
+        INFO(id << ": " << env.finish(id).dump());
+        CHECK(env.status(id) == "completed");
+        CHECK(env.finish(id)["status"] == 200);
+    }
+    CHECK(server.hits("/hold/700").size() == 6);
+    CHECK(server.max_holding() == 2);
+
+    // SIGHUP: new requests see the new cap.
+    env.cluster.exec("ALTER SYSTEM SET pg_durable.max_http_concurrency = 3");
+    env.cluster.exec("SELECT pg_reload_conf()");
+    REQUIRE_EVENTUALLY((env.daemon.signal(SIGHUP),
+                        wait_until([&] { return env.daemon.log_contains("pg_durable.max_http_concurrency changed from 2 to 3"); },
+                                   500ms)),
+                       15s, env.daemon.log());
+    server.reset_max_holding();
+    ids.clear();
+    for (int i = 0; i < 7; ++i) ids.push_back(env.start(held));
+    REQUIRE_EVENTUALLY(all_completed(ids), 30s, env.daemon.log());
+    for (const auto &id : ids) CHECK(env.status(id) == "completed");
+    CHECK(server.hits("/hold/700").size() == 13);
+    CHECK(server.max_holding() == 3);
+}
+
+TEST_CASE("df.cancel aborts an HTTP request in flight and frees its slot", "[http]") {
+    HttpTestServer server;
+    HttpEnv env({{"pg_durable.http_allowed_hosts", "*"},
+                 {"pg_durable.http_allow_private_networks", "on"},
+                 {"pg_durable.max_http_concurrency", "1"}});
+    const auto id = env.start(http_call(server.url("/hold/30000"), "GET", "NULL", "'{}'", 60));
+    REQUIRE_EVENTUALLY(server.holding() == 1, 15s, env.daemon.log());
+    // Queued behind it (one slot): must not wait for the aborted one's 30 s.
+    const auto next = env.start(http_call(server.url("/echo")));
+
+    const auto cancelled_at = Clock::now();
+    env.cluster.exec("SELECT df.cancel(" + quote(id) + ", 'enough')");
+    REQUIRE_EVENTUALLY(server.closed_while_held() == 1, 3s, env.daemon.log());
+    CHECK(Clock::now() - cancelled_at < 3s);
+    CHECK(env.status(id) == "cancelled");
+    // The HTTP node is a running step: it becomes cancelled like a SQL step.
+    REQUIRE_EVENTUALLY(env.cluster.query_value("SELECT status || ': ' || error FROM df.nodes WHERE instance_id = " +
+                                               quote(id) + " AND node_type = 'HTTP'") == "cancelled: Cancelled: enough",
+                       10s, env.daemon.log());
+
+    CHECK(env.finish(next, 10s)["status"] == 200);
+    CHECK(server.hits("/hold/30000").size() == 1);
+}
+
+TEST_CASE("an HTTP step that loses a RACE is aborted at once", "[http]") {
+    HttpTestServer server;
+    HttpEnv env({{"pg_durable.http_allowed_hosts", "*"}, {"pg_durable.http_allow_private_networks", "on"}});
+    // The SQL branch wins only once the test has seen the HTTP request arrive.
+    env.cluster.exec("CREATE TABLE go (x int)");
+    env.cluster.exec("CREATE FUNCTION wait_go() RETURNS int LANGUAGE plpgsql AS $$ BEGIN "
+                     "WHILE NOT EXISTS (SELECT 1 FROM go) LOOP PERFORM pg_sleep(0.05); END LOOP; RETURN 7; END $$");
+    const auto id = env.start(http_call(server.url("/hold/30000"), "GET", "NULL", "'{}'", 60) +
+                              " | 'SELECT wait_go() AS w'");
+    REQUIRE_EVENTUALLY(server.holding() == 1, 15s, env.daemon.log());
+
+    env.cluster.exec("INSERT INTO go VALUES (1)");
+    const auto released_at = Clock::now();
+    REQUIRE_EVENTUALLY(env.terminal(id), 10s, env.daemon.log());
+    CHECK(env.status(id) == "completed");
+    CHECK(env.finish(id) == Json::parse(R"({"rows":[{"w":7}],"row_count":1})"));
+    REQUIRE_EVENTUALLY(server.closed_while_held() == 1, 3s, env.daemon.log());
+    CHECK(Clock::now() - released_at < 5s);
+    CHECK(env.cluster.query_value("SELECT status || ': ' || error FROM df.nodes WHERE instance_id = " + quote(id) +
+                                  " AND node_type = 'HTTP'") == "cancelled: Branch cancelled after losing RACE");
 }

@@ -27,6 +27,7 @@ std::map<std::string, std::optional<std::string>> shown_defaults() {
             {"pg_durable.http_allow_private_networks", "off"},
             {"pg_durable.http_max_attempts", "3"},
             {"pg_durable.http_max_response_bytes", "10MB"},
+            {"pg_durable.max_http_concurrency", "64"},
             {"pg_durable.max_management_connections", "6"},
             {"pg_durable.max_duroxide_connections", "10"}};
 }
@@ -34,7 +35,7 @@ std::map<std::string, std::optional<std::string>> shown_defaults() {
 }  // namespace
 
 TEST_CASE("every setting of SPEC section 3 is known", "[daemon]") {
-    CHECK(setting_specs().size() == 20);
+    CHECK(setting_specs().size() == 21);
     std::vector<std::string> problems;
     settings_from_shown(shown_defaults(), problems);
     CHECK(problems.empty());
@@ -74,6 +75,7 @@ TEST_CASE("SHOW values populate the settings", "[daemon]") {
     shown["pg_durable.loop_min_interval_ms"] = "250ms";
     shown["pg_durable.http_enabled"] = "on";
     shown["pg_durable.cron_timezone"] = "Europe/Paris";
+    shown["pg_durable.max_http_concurrency"] = "2";
     std::vector<std::string> problems;
     const auto s = settings_from_shown(shown, problems);
     CHECK(problems.empty());
@@ -83,6 +85,8 @@ TEST_CASE("SHOW values populate the settings", "[daemon]") {
     CHECK(s.http_enabled);
     CHECK(s.cron_timezone == "Europe/Paris");
     CHECK(s.execution_acquire_timeout_s == 30);
+    CHECK(s.max_http_concurrency == 2);
+    CHECK(ServerSettings{}.max_http_concurrency == 64);
 }
 
 TEST_CASE("unknown or malformed settings keep their defaults and are reported", "[daemon]") {
@@ -103,14 +107,16 @@ TEST_CASE("a reload applies sighup settings and keeps restart-only ones", "[daem
     ServerSettings shown = current;
     shown.retention_days = 7;
     shown.http_allowed_hosts = "*.example.org";
+    shown.max_http_concurrency = 8;  // sighup: new HTTP requests see it
     shown.max_duroxide_connections = 1;  // postmaster context
     shown.database = "other";            // postmaster context
     const auto outcome = reload_settings(current, shown);
     CHECK(outcome.effective.retention_days == 7);
     CHECK(outcome.effective.http_allowed_hosts == "*.example.org");
+    CHECK(outcome.effective.max_http_concurrency == 8);
     CHECK(outcome.effective.max_duroxide_connections == 10);
     CHECK(outcome.effective.database == "postgres");
-    REQUIRE(outcome.applied.size() == 2);
+    REQUIRE(outcome.applied.size() == 3);
     REQUIRE(outcome.ignored.size() == 2);
     CHECK(std::string(outcome.ignored[0].spec->name) == "pg_durable.database");
     CHECK(outcome.ignored[0].old_value == "'postgres'");
