@@ -273,6 +273,10 @@ void Orchestrator::start_instance(store::LoadedInstance loaded) {
     Instance &ref = *inst;
     instances_[id] = std::move(inst);
     log()->debug("instance {} {}", id, ref.row.status == "pending" ? "started" : "resumed");
+    if (ref.row.status == "pending") {
+        to_mark_running_.insert(id);
+        mark_running();
+    }
     push(ref, ref.run->start(now()));
 }
 
@@ -653,6 +657,25 @@ void Orchestrator::write_deferred_record(const std::string &id, const std::strin
 
 void Orchestrator::forget(const std::string &id) { instances_.erase(id); }
 
+// "Is my job running?" gets the right answer within milliseconds of the
+// take-up, not when the first step commits; batched, so it costs one commit
+// per burst of starts, not one per step.
+void Orchestrator::mark_running() {
+    if (marking_running_ || to_mark_running_.empty()) return;
+    std::vector<std::string> ids(to_mark_running_.begin(), to_mark_running_.end());
+    to_mark_running_.clear();
+    marking_running_ = true;
+    on_state<bool>(
+        [ids](pqxx::connection &c) {
+            store::mark_running(c, ids);
+            return true;
+        },
+        [this](bool) {
+            marking_running_ = false;
+            mark_running();
+        });
+}
+
 // Wake-ups are hints (DESIGN §2.12): whatever a payload says, the daemon
 // looks up the named instances' committed rows, in one statement per batch
 // with one lookup in flight, and acts on the rows: a live instance it does not
@@ -710,6 +733,8 @@ void Orchestrator::on_detached() {
     reconciling_ = false;
     deferred_records_.clear();
     between_attempts_.clear();
+    to_mark_running_.clear();
+    marking_running_ = false;
     executor_.stop();
     http_client_.stop();
     // The state connection belongs to its worker: let the worker drop it.

@@ -111,6 +111,11 @@ private:
     std::set<std::tuple<std::string, std::string, std::string>> between_attempts_;
     void write_deferred_record(const std::string &id, const std::string &stamp, const std::string &node_id,
                                const DeferredRecord &record);
+    // Instances taken up while still 'pending': marked 'running' together,
+    // one commit for all of them, one such commit in flight at a time.
+    std::set<std::string> to_mark_running_;
+    bool marking_running_ = false;
+    void mark_running();
     WakeupInbox wakeups_;       // hints not yet looked up (bounded)
     bool reconciling_ = false;  // one wake-up lookup in flight at a time
     RetentionSweeper sweeper_;  // retention on its own connection (SPEC §17)

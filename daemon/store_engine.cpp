@@ -302,6 +302,22 @@ std::optional<InstanceState> instance_state(pqxx::connection &conn, const std::s
     return state;
 }
 
+void mark_running(pqxx::connection &conn, const std::vector<std::string> &ids) {
+    std::string array = "{";
+    for (const auto &id : ids) array += (array.size() > 1 ? "," : "") + id;  // ids from df.instances
+    array += "}";
+    pqxx::work tx(conn);
+    if (tx.exec("SELECT 1 FROM df._worker_epoch "
+                "WHERE epoch_id = pg_catalog.current_setting('df_daemon.epoch')::uuid FOR KEY SHARE")
+            .empty())
+        return;
+    tx.exec_params("UPDATE df.instances i SET status = 'running', updated_at = now() "
+                   "FROM (SELECT id FROM df.instances WHERE id = ANY ($1::text[]) AND status = 'pending' "
+                   "      FOR NO KEY UPDATE SKIP LOCKED) p WHERE i.id = p.id",
+                   array);
+    tx.commit();
+}
+
 std::vector<NamedInstanceState> instance_states(pqxx::connection &conn, const std::vector<std::string> &ids,
                                                 bool all_active) {
     // The ids were validated as 8 lower-case hex digits (parse_wakeup) or

@@ -67,6 +67,11 @@ std::optional<std::string> consume_signal(pqxx::connection &conn, const std::str
                                           const std::string &stamp, const std::string &node_id,
                                           const std::string &signal_name);
 
+// Marks taken-up instances 'running' in one statement (SPEC §15: an instance
+// is running as soon as the daemon has taken it up). Rows someone else holds
+// locked are skipped: their first step's commit marks them.
+void mark_running(pqxx::connection &conn, const std::vector<std::string> &ids);
+
 // The instance's status and error (cancel reason), nullopt when gone.
 struct InstanceState {
     std::string status;

@@ -88,7 +88,7 @@ TEST_CASE("hostile: attackers with LOGIN only and with df usage cannot disturb o
                               R"({"node_type":"SIGNAL","query":"{}"})",
                               R"({"node_type":"WAIT_SCHEDULE","query":"{\"cron_expr\":5}"})",
                               R"({"node_type":"LOOP"})", R"({"node_type":"THEN","left":{"node_type":"BOGUS"}})",
-                              R"({"node_type":"HTTP","query":"{\"url\":7}"})", "[]", "null", "{"}) {
+                              R"({"node_type":"HTTP","query":"{\"url\":7}"})"}) {
         CAPTURE(graph);
         const auto error = ec.error_of("eve", "SELECT df.start(" + lit(graph) + ")");
         CHECK(error);
