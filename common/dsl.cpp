@@ -7,9 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/cron.hpp"
 #include "common/errors.hpp"
 #include "common/graph.hpp"
+#include "common/leaf_config.hpp"
 
 namespace durable::dsl {
 
@@ -56,40 +56,7 @@ std::string upper(std::string text) {
     return text;
 }
 
-std::string lower(std::string text) {
-    std::transform(text.begin(), text.end(), text.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return text;
-}
-
-bool is_blank(const std::string &text) {
-    return std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isspace(c) != 0; });
-}
-
 [[noreturn]] void invalid(const std::string &message) { throw UserError(message); }
-
-void check_http_scheme(const std::string &url) {
-    // A templated URL gets its scheme only at run time; the run-time gate
-    // checks it after substitution.
-    if (url.find_first_of("{$") != std::string::npos) return;
-    const auto separator = url.find("://");
-    const std::string scheme = lower(separator == std::string::npos ? std::string() : url.substr(0, separator));
-    if (scheme != "http" && scheme != "https")
-        invalid("Blocked: unsupported URL scheme '" + scheme + "'. Only http and https are allowed.");
-}
-
-std::string checked_http_method(const std::string &method) {
-    const std::string canonical = upper(method);
-    for (const char *allowed : {"GET", "POST", "PUT", "DELETE", "PATCH"})
-        if (canonical == allowed) return canonical;
-    invalid("Invalid HTTP method: " + canonical + ". Must be GET, POST, PUT, DELETE, or PATCH");
-}
-
-OrderedJson http_headers(const std::string &headers_json) {
-    OrderedJson headers = OrderedJson::parse(headers_json, nullptr, /*allow_exceptions=*/false);
-    if (headers.is_discarded() || !headers.is_object()) invalid("HTTP headers must be a JSON object");
-    return headers;
-}
 
 }  // namespace
 
@@ -107,34 +74,30 @@ std::string as(const std::string &fut, const std::string &name) {
 }
 
 std::string sleep(std::int64_t seconds) {
-    if (seconds < 0) invalid("Sleep duration must be non-negative");
-    return Composer("SLEEP").query(std::to_string(seconds)).json();
+    const leaf::SleepConfig config{seconds};
+    leaf::check(config);
+    return Composer("SLEEP").query(leaf::query(config)).json();
 }
 
 std::string wait_for_schedule(const std::string &cron_expr, const std::optional<std::string> &timezone) {
-    cron::validate(cron_expr, timezone.value_or(""));
-    // validate() reads an empty zone as "none given"; a given empty name is
-    // still not a zone.
-    if (timezone && timezone->empty()) cron::load_zone(*timezone);
-    OrderedJson config = {{"cron_expr", cron_expr}};
-    if (timezone) config["timezone"] = *timezone;
-    return Composer("WAIT_SCHEDULE").query(config).json();
+    const leaf::ScheduleConfig config{cron_expr, timezone};
+    leaf::check(config);
+    return Composer("WAIT_SCHEDULE").query(leaf::query(config)).json();
 }
 
 std::string loop(const std::string &body, const std::optional<std::string> &condition,
                  std::optional<std::int64_t> min_interval_ms) {
-    if (min_interval_ms && *min_interval_ms < 0) invalid("min_interval_ms must be non-negative");
+    const leaf::LoopConfig config{min_interval_ms};
+    leaf::check(config);
     Composer loop("LOOP");
     loop.left(body);
     if (condition) loop.condition(*condition);
-    if (min_interval_ms) loop.query(OrderedJson{{"min_interval_ms", *min_interval_ms}});
+    if (auto text = leaf::query(config)) loop.query(std::move(*text));
     return loop.json();
 }
 
 std::string break_loop(const std::optional<std::string> &value) {
-    OrderedJson config = {{"break_value", nullptr}};
-    if (value) config["break_value"] = *value;
-    return Composer("BREAK").query(config).json();
+    return Composer("BREAK").query(leaf::query(leaf::BreakConfig{value})).json();
 }
 
 std::string if_then_else(const std::string &condition, const std::string &then_branch,
@@ -160,22 +123,21 @@ std::string http(const HttpStep &step, bool http_enabled) {
     if (!http_enabled)
         throw UserError("df.http() is disabled. Set pg_durable.http_enabled = on to enable outbound HTTP requests.",
                         sqlstate::kObjectNotInPrerequisiteState);
-    check_http_scheme(step.url);
-    const std::string method = checked_http_method(step.method);
-    if (step.timeout_seconds <= 0) invalid("Timeout must be positive");
-    OrderedJson config = {{"url", step.url}, {"method", method}, {"body", nullptr}};
-    if (step.body) config["body"] = *step.body;
-    config["headers"] = http_headers(step.headers_json);
-    config["timeout_seconds"] = step.timeout_seconds;
-    return Composer("HTTP").query(config).json();
+    leaf::HttpConfig config;
+    config.url = step.url;
+    config.method = upper(step.method);
+    config.body = step.body;
+    // A text that is no JSON stays discarded and fails check() in its turn.
+    config.headers = OrderedJson::parse(step.headers_json, nullptr, /*allow_exceptions=*/false);
+    config.timeout_seconds = step.timeout_seconds;
+    leaf::check(config);
+    return Composer("HTTP").query(leaf::query(config)).json();
 }
 
 std::string wait_for_signal(const std::string &name, std::optional<std::int64_t> timeout_seconds) {
-    if (is_blank(name)) invalid("Signal name cannot be empty");
-    if (timeout_seconds && *timeout_seconds <= 0) invalid("Timeout must be positive");
-    OrderedJson config = {{"signal_name", name}, {"timeout_seconds", nullptr}};
-    if (timeout_seconds) config["timeout_seconds"] = *timeout_seconds;
-    return Composer("SIGNAL").query(config).json();
+    const leaf::SignalConfig config{name, timeout_seconds};
+    leaf::check(config);
+    return Composer("SIGNAL").query(leaf::query(config)).json();
 }
 
 PartialIf read_partial_if(const std::string &text) {

@@ -2,11 +2,13 @@
 #include "common/graph.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
 
+#include "common/leaf_config.hpp"
 #include "common/limits.hpp"
 
 namespace durable {
@@ -221,6 +223,7 @@ std::optional<std::string> node_problem(const GraphNode &node) {
         return "extra_nodes is not valid for " + node.node_type + " nodes";
     if (auto problem = embedded_config_problem(node)) return problem;
     if (auto problem = missing_part_problem(node)) return problem;
+    if (auto problem = leaf::config_problem(node.node_type, node.query)) return problem;
     if (node.result_name) return result_name_problem(*node.result_name);
     return std::nullopt;
 }
@@ -548,6 +551,12 @@ MaterializedGraph materialize(const std::string &fut, const std::function<std::s
 
 MaterializedGraph materialize_graph(const Graph &graph, const std::function<std::string()> &next_id) {
     return Materializer(graph, next_id).run();
+}
+
+void validate_graph(const Graph &graph) {
+    // Materialising checks everything df.start checks; the rows are dropped.
+    std::uint64_t next = 0;
+    materialize_graph(graph, [&] { return std::to_string(++next); });
 }
 
 Graph load_stored(const std::string &root_id, const std::vector<StoredNode> &rows) {

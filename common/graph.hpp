@@ -174,6 +174,12 @@ MaterializedGraph materialize(const std::string &fut, const std::function<std::s
 // and produces the stored rows. Throws GraphError.
 MaterializedGraph materialize_graph(const Graph &graph, const std::function<std::string()> &next_id);
 
+// Every check materialisation makes (shape, limits, leaf configurations of
+// leaf_config.hpp), for a graph read back from stored rows: the daemon runs
+// it on load, so a row written around df.start fails its instance instead of
+// the daemon. Throws GraphError.
+void validate_graph(const Graph &graph);
+
 // The inverse of materialisation: the tree of stored rows (any order) under
 // `root_id`, conditions and JOIN extras turned back into children and removed
 // from the queries, each GraphNode carrying its id. Throws UserError when a
