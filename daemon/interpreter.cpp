@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/cron.hpp"
+#include "common/leaf_config.hpp"
 #include "common/protocol.hpp"
 #include "common/substitute.hpp"
 #include "common/truthiness.hpp"
@@ -278,17 +279,19 @@ private:
         wait();
         run_.effects_.timers.push_back({stamp_, id(), wake});
     }
-    std::int64_t sleep_seconds() const { return std::stoll(node().query.value_or("0")); }
+    // The graph was validated on load (graph.hpp validate_graph), so the
+    // reads below do not throw for any instance the daemon runs.
+    std::int64_t sleep_seconds() const { return leaf::read_sleep(node().query).seconds; }
     std::optional<TimePoint> compute_wake() const {
-        if (node().node_type == "SLEEP") return run_.now_ + std::chrono::seconds(sleep_seconds());
-        ordered_json config = config_of(node());
-        const std::string expr = config.value("cron_expr", "");
-        std::string zone = run_.settings_.cron_timezone;
-        if (config.contains("timezone") && config["timezone"].is_string()) zone = config["timezone"];
-        const auto schedule = cron::Schedule::parse(expr);
+        // Bounded: df.sleep(1000000000000) must not overflow the clock.
+        if (node().node_type == "SLEEP") return run_.now_ + leaf::bounded_delay(sleep_seconds());
+        const leaf::ScheduleConfig config = leaf::read_schedule(node().query);
+        const std::string zone = config.timezone.value_or(run_.settings_.cron_timezone);
+        const auto schedule = cron::Schedule::parse(config.cron_expr);
         const auto next = schedule.next_after(run_.now_, cron::load_zone(zone));
         if (!next)
-            throw UserError("Invalid cron expression '" + expr + "': no matching time in the next 8 years");
+            throw UserError("Invalid cron expression '" + config.cron_expr +
+                            "': no matching time in the next 8 years");
         return *next;
     }
     std::string result_text() const {
@@ -303,8 +306,8 @@ public:
     using LeafTask::LeafTask;
     void start() override {
         if (replay_terminal()) return;
-        const ordered_json config = config_of(node());
-        name_ = config.value("signal_name", "");
+        const leaf::SignalConfig config = leaf::read_signal(node().query);
+        name_ = config.name;
         const Record *rec = run_.recorded(stamp_, id());
         started_ = run_.now_;
         std::optional<TimePoint> wake;
@@ -312,8 +315,7 @@ public:
             started_ = rec->started_at.value_or(run_.now_);
             wake = rec->wake_at;
         } else {
-            if (config.contains("timeout_seconds") && config["timeout_seconds"].is_number_integer())
-                wake = run_.now_ + std::chrono::seconds(config["timeout_seconds"].get<std::int64_t>());
+            if (config.timeout_seconds) wake = run_.now_ + leaf::bounded_delay(*config.timeout_seconds);
             record("running", std::nullopt, std::nullopt, wake);
         }
         wait();
@@ -336,12 +338,12 @@ class BreakTask : public Task {
 public:
     using Task::Task;
     void start() override {
-        const ordered_json config = config_of(node());
+        const leaf::BreakConfig config = leaf::read_break(node().query);
         std::string value = "null";
-        if (config.contains("break_value") && config["break_value"].is_string()) {
+        if (config.value) {
             std::string raw;
             try {
-                raw = run_.substitute_raw(*this, config["break_value"].get<std::string>());
+                raw = run_.substitute_raw(*this, *config.value);
             } catch (const UserError &e) {
                 run_.mirror(*this, "failed", std::nullopt, std::string(e.what()));
                 finish(Outcome::failed(e.what(), id()));
@@ -533,10 +535,8 @@ public:
     using Task::Task;
     void start() override {
         is_root_ = parent_ == nullptr;
-        const ordered_json config = config_of(node());
-        min_interval_ms_ = config.contains("min_interval_ms") && config["min_interval_ms"].is_number_integer()
-                               ? config["min_interval_ms"].get<std::int64_t>()
-                               : run_.settings_.loop_min_interval_ms;
+        min_interval_ms_ =
+            leaf::read_loop(node().query).min_interval_ms.value_or(run_.settings_.loop_min_interval_ms);
         iteration_ = is_root_ ? run_.info_.execution : 1;
         started_ = run_.now_;
         if (const Record *checkpoint = run_.recorded(state_stamp(), id())) restore(*checkpoint);

@@ -249,9 +249,12 @@ void Orchestrator::start_instance(store::LoadedInstance loaded) {
     if (!refusal) {
         try {
             durable::Graph graph = durable::load_stored(loaded.root_node, loaded.nodes);
+            durable::validate_graph(graph);  // rows may have been written around df.start
             durable::engine::InstanceInfo info{id, loaded.label, loaded.execution, loaded.vars};
             run = std::make_unique<durable::engine::InstanceRun>(std::move(graph), std::move(info), engine_settings(),
                                                                  loaded.history);
+        } catch (const durable::GraphError &e) {
+            refusal = e.what();  // "Invalid durable function graph: <path>: <reason>"
         } catch (const std::exception &e) {
             refusal = std::string("Invalid durable function graph: ") + e.what();
         }
@@ -277,7 +280,7 @@ void Orchestrator::start_instance(store::LoadedInstance loaded) {
         to_mark_running_.insert(id);
         mark_running();
     }
-    push(ref, ref.run->start(now()));
+    guarded(id, [&] { push(ref, ref.run->start(now())); });
 }
 
 Orchestrator::Instance *Orchestrator::find(const std::string &id) {
@@ -337,8 +340,10 @@ void Orchestrator::pump(const std::string &id) {
                     forget(id);
                     return;
                 }
-                carry_out(*target, std::move(*shared));
-                pump(id);
+                guarded(id, [&] {
+                    carry_out(*target, std::move(*shared));
+                    pump(id);
+                });
             });
         return;
     }
@@ -493,7 +498,7 @@ void Orchestrator::on_step_result(const std::string &id, const StepRun &step, in
                 }
                 const auto waiting = target->run->running_steps();
                 if (std::find(waiting.begin(), waiting.end(), Key{step.stamp, step.node_id}) == waiting.end()) return;
-                run_step(*target, step, attempt + 1);
+                guarded(id, [&] { run_step(*target, step, attempt + 1); });
             });
         return;
     }
@@ -503,7 +508,7 @@ void Orchestrator::feed_step(const std::string &id, const std::string &stamp, co
                              Outcome outcome) {
     Instance *inst = find(id);
     if (inst == nullptr) return;
-    push(*inst, inst->run->on_step(stamp, node_id, outcome, now()));
+    guarded(id, [&] { push(*inst, inst->run->on_step(stamp, node_id, outcome, now())); });
 }
 
 // HTTP steps: gates (0) http_enabled and (1) EXECUTE on df.http here, the
@@ -532,7 +537,7 @@ void Orchestrator::run_http(Instance &inst, const durable::engine::HttpRun &http
                 if (target == nullptr) return;
                 const Outcome outcome =
                     result.ok ? Outcome::completed(result.text) : Outcome::failed(result.text, http.node_id);
-                push(*target, target->run->on_http(http.stamp, http.node_id, outcome, now()));
+                guarded(id, [&] { push(*target, target->run->on_http(http.stamp, http.node_id, outcome, now())); });
             });
     };
     if (!settings_.http_enabled) {
@@ -572,7 +577,7 @@ void Orchestrator::arm(Instance &inst, const durable::engine::TimerArm &timer) {
         if (target == nullptr) return;
         target->timers.erase(key);
         target->waits.erase(key);  // a signal wait that timed out
-        push(*target, target->run->on_timer(key.first, key.second, now()));
+        guarded(id, [&] { push(*target, target->run->on_timer(key.first, key.second, now())); });
     });
     inst.timers[key] = std::move(t);
 }
@@ -615,7 +620,7 @@ void Orchestrator::deliver_signals(const std::string &id) {
                 const Key key{wait.stamp, wait.node_id};
                 target->waits.erase(key);
                 target->timers.erase(key);
-                push(*target, target->run->on_signal(wait.stamp, wait.node_id, result, now()));
+                guarded(id, [&] { push(*target, target->run->on_signal(wait.stamp, wait.node_id, result, now())); });
                 target = find(id);
                 if (target == nullptr) return;
             }
@@ -674,6 +679,36 @@ void Orchestrator::mark_running() {
             marking_running_ = false;
             mark_running();
         });
+}
+
+void Orchestrator::guarded(const std::string &id, const std::function<void()> &work) {
+    std::string what;
+    try {
+        work();
+        return;
+    } catch (const std::exception &e) {
+        what = e.what();
+    } catch (...) {
+        what = "unknown exception";
+    }
+    // The instance's run is in an unknown state: stop its steps, drop it and
+    // fail it, so neither the event loop nor a reload meets the exception again.
+    const std::string error = "pg_durable: instance " + id + " failed in the daemon: " + what;
+    log()->error("{}", error);
+    if (Instance *inst = find(id)) {
+        try {
+            for (const auto &[stamp, node] : inst->run->running_steps()) executor_.cancel(id, stamp, node);
+        } catch (const std::exception &e) {
+            log()->warn("instance {}: could not interrupt its steps: {}", id, e.what());
+        }
+    }
+    forget(id);
+    on_state<bool>(
+        [id, error](pqxx::connection &c) {
+            store::fail_instance(c, id, error, std::nullopt);
+            return true;
+        },
+        [](bool) {});
 }
 
 // Wake-ups are hints (DESIGN §2.12): whatever a payload says, the daemon

@@ -80,6 +80,9 @@ private:
     void reconcile_wakeups();
     void cancel_instance(const std::string &id, const store::InstanceState &state);
     void forget(const std::string &id);
+    // Runs `work` on behalf of instance `id`; an exception out of it fails
+    // that instance and stays there (DESIGN §2.13).
+    void guarded(const std::string &id, const std::function<void()> &work);
     Instance *find(const std::string &id);
     durable::engine::EngineSettings engine_settings() const;
 

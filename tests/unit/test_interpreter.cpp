@@ -9,6 +9,7 @@
 
 #include "common/dsl.hpp"
 #include "common/graph.hpp"
+#include "common/leaf_config.hpp"
 #include "daemon/interpreter.hpp"
 
 using namespace durable;
@@ -268,6 +269,22 @@ TEST_CASE("SLEEP records its due time and completes when the timer fires", "[int
     CHECK(d.executed.empty());
     d.fire_next_timer();
     CHECK(d.executed == std::vector<std::string>{"SELECT after"});
+}
+
+TEST_CASE("a sleep of 10^12 seconds is due kMaxDelay ahead, not at an overflowed time", "[interpreter]") {
+    Driver d(dsl::sleep(1000000000000));
+    d.start();
+    REQUIRE(d.timers.size() == 1);
+    CHECK(d.timers[0].wake_at == d.now + leaf::kMaxDelay);
+    d.fire_next_timer();
+    CHECK(d.root_result() == "{\"slept\":true,\"seconds\":1000000000000}");
+}
+
+TEST_CASE("a SIGNAL timeout given as raw JSON arms its timer", "[interpreter]") {
+    Driver d(R"({"node_type":"SIGNAL","query":"{\"signal_name\":\"a\",\"timeout_seconds\":2147483647}"})");
+    d.start();
+    REQUIRE(d.timers.size() == 1);
+    CHECK(d.timers[0].wake_at == d.now + std::chrono::seconds(2147483647));
 }
 
 TEST_CASE("a recorded sleep keeps its due time after a restart", "[interpreter]") {
