@@ -166,7 +166,8 @@ struct MaterializedGraph {
 
 // Parses and auto-wraps `fut` (plain SQL text -> one SQL node), validates it
 // (errors "Invalid durable function graph: <path>: <msg>" and the others of
-// SPEC §8), and assigns ids from `random_hex8` (called once per node;
+// SPEC §8; leaf node configs meet the DSL's checks, see leaf_config.hpp), and
+// assigns ids from `random_hex8` (called once per node;
 // re-called on a duplicate within the graph).
 MaterializedGraph materialize(const std::string &fut, const std::function<std::string()> &random_hex8);
 
