@@ -5,6 +5,7 @@
 // idle TCP socket counts down from keepalives_idle.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <regex>
 #include <sstream>
@@ -70,36 +71,43 @@ TEST_CASE("every daemon connection over TCP probes with keepalives on both ends"
     REQUIRE_EVENTUALLY(daemon.log_contains("pg_durable: processing durable functions..."), 30s, daemon.log());
 
     // A running step holds a user connection (as alice) while we look.
-    const auto id = ec.start("'SELECT pg_sleep(4)'");
+    const auto id = ec.start("'SELECT pg_sleep(8)'");
     REQUIRE_EVENTUALLY(ec.cluster().query_value("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
                                                 "'pg_durable step' AND state = 'active'") ==
                            std::optional<std::string>("1"),
                        10s, daemon.log());
 
+    // A socket shows its keepalive timer while nothing is in flight (else the
+    // retransmit timer, "on"), so sample until each one has been seen idle.
+    auto probing = [](const std::vector<TcpSocket> &sockets) {
+        return std::all_of(sockets.begin(), sockets.end(),
+                           [](const TcpSocket &s) { return s.keepalive_s >= 0 && s.keepalive_s <= 10.0; });
+    };
+
     // The daemon's side: orchestrator session, state connection, the step's
     // connection, all with keepalive timers of at most keepalives_idle (10 s,
     // where libpq's default leaves the kernel's 7200 s).
     std::vector<TcpSocket> ours;
-    for (const auto &s : tcp_sockets("( dport = :" + port + " )"))
-        if (s.pid == daemon.pid()) ours.push_back(s);
-    INFO(lines_of(ours));
-    CHECK(ours.size() >= 3);
-    for (const auto &s : ours) {
-        CHECK(s.keepalive_s >= 0);
-        CHECK(s.keepalive_s <= 10.0);
-    }
+    auto daemon_sockets = [&] {
+        ours.clear();
+        for (const auto &s : tcp_sockets("( dport = :" + port + " )"))
+            if (s.pid == daemon.pid()) ours.push_back(s);
+        return ours;
+    };
+    REQUIRE_EVENTUALLY(daemon_sockets().size() >= 3 && probing(ours), 5s, lines_of(ours));
 
     // The server's side of the session holding the orchestrator lock probes alike.
     const auto holder = ec.cluster().query_value(
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 1885824117 AND objid = 1");
     REQUIRE(holder);
     std::vector<TcpSocket> server_side;
-    for (const auto &s : tcp_sockets("( sport = :" + port + " )"))
-        if (s.pid == std::stoi(*holder)) server_side.push_back(s);
-    INFO(lines_of(server_side));
-    REQUIRE(server_side.size() == 1);
-    CHECK(server_side[0].keepalive_s >= 0);
-    CHECK(server_side[0].keepalive_s <= 10.0);
+    auto lock_session = [&] {
+        server_side.clear();
+        for (const auto &s : tcp_sockets("( sport = :" + port + " )"))
+            if (s.pid == std::stoi(*holder)) server_side.push_back(s);
+        return server_side;
+    };
+    REQUIRE_EVENTUALLY(lock_session().size() == 1 && probing(server_side), 5s, lines_of(server_side));
 
     CHECK(ec.await(id) == "completed");
 }
