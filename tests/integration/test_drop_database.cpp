@@ -84,7 +84,9 @@ TEST_CASE("robust: a plain DROP DATABASE of a workflow's target database succeed
     REQUIRE(ec.daemon()->running());
     CHECK(ec.daemon()->pid() == daemon);
     const auto later = ec.start("'SELECT 41 + 1 AS answer'");
-    REQUIRE(ec.await(later) == "completed");
+    const auto later_status = ec.await(later);
+    INFO(ec.diagnostics(later));
+    REQUIRE(later_status == "completed");
     CHECK(ec.result(later) == R"({"rows":[{"answer":42}],"row_count":1})");
     CHECK_FALSE(ec.daemon()->log_contains("Resource deadlock avoided"));
 }
