@@ -1,6 +1,10 @@
 #include "daemon/config.hpp"
 
+#include <memory>
 #include <regex>
+#include <set>
+
+#include <libpq-fe.h>
 
 #ifndef PGD_VERSION
 #error "PGD_VERSION must be defined by the build"
@@ -37,6 +41,19 @@ int parse_fd(const std::string &text) {
     return fd;
 }
 
+int parse_non_negative(const std::string &flag, const std::string &text) {
+    std::size_t used = 0;
+    int value = -1;
+    try {
+        value = std::stoi(text, &used);
+    } catch (const std::exception &) {
+        used = 0;
+    }
+    if (used == 0 || used != text.size() || value < 0)
+        throw UsageError(flag + " needs a non-negative integer, got '" + text + "'");
+    return value;
+}
+
 }  // namespace
 
 CommandLine parse_command_line(const std::vector<std::string> &args) {
@@ -62,6 +79,7 @@ CommandLine parse_command_line(const std::vector<std::string> &args) {
             continue;
         }
         std::string *target = nullptr;
+        int *number = nullptr;
         if (flag == "--conninfo" || flag == "-d")
             target = &cmd.conninfo;
         else if (flag == "--host")
@@ -74,6 +92,14 @@ CommandLine parse_command_line(const std::vector<std::string> &args) {
             target = &cmd.user;
         else if (flag == "--log-level")
             target = &cmd.log_level;
+        else if (flag == "--keepalives-idle")
+            number = &cmd.keepalives.idle_s;
+        else if (flag == "--keepalives-interval")
+            number = &cmd.keepalives.interval_s;
+        else if (flag == "--keepalives-count")
+            number = &cmd.keepalives.count;
+        else if (flag == "--tcp-user-timeout")
+            number = &cmd.keepalives.user_timeout_ms;
         else if (flag != "--parent-fd")
             throw UsageError("unknown option '" + args[i] + "'");
 
@@ -83,6 +109,8 @@ CommandLine parse_command_line(const std::vector<std::string> &args) {
         }
         if (target != nullptr)
             *target = value;
+        else if (number != nullptr)
+            *number = parse_non_negative(flag, value);
         else
             cmd.parent_fd = parse_fd(value);
     }
@@ -108,7 +136,7 @@ std::string connection_string(const CommandLine &cmd) {
     if (is_uri(cmd.conninfo)) {
         if (discrete)
             throw UsageError("--conninfo given as a URI cannot be combined with --host, --port, --dbname or --user");
-        return cmd.conninfo;
+        return with_keepalives(cmd.conninfo, cmd.keepalives);
     }
     std::string out = cmd.conninfo;
     auto add = [&out](const char *key, const std::string &value) {
@@ -123,6 +151,40 @@ std::string connection_string(const CommandLine &cmd) {
     add("dbname", cmd.dbname);
     add("user", cmd.user);
     add("fallback_application_name", "pg_durable_daemon");
+    return with_keepalives(out, cmd.keepalives);
+}
+
+std::string with_keepalives(const std::string &conninfo, const TcpKeepalives &k) {
+    char *error = nullptr;
+    const std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options(
+        PQconninfoParse(conninfo.c_str(), &error), &PQconninfoFree);
+    if (!options) {
+        PQfreemem(error);
+        return conninfo;
+    }
+    std::set<std::string> given;
+    for (const PQconninfoOption *o = options.get(); o->keyword != nullptr; ++o)
+        if (o->val != nullptr) given.insert(o->keyword);
+
+    const std::pair<const char *, int> wanted[] = {
+        {"keepalives", 1},
+        {"keepalives_idle", k.idle_s},
+        {"keepalives_interval", k.interval_s},
+        {"keepalives_count", k.count},
+        {"tcp_user_timeout", k.user_timeout_ms},
+    };
+    const bool uri = is_uri(conninfo);
+    std::string out = conninfo;
+    for (const auto &[key, value] : wanted) {
+        if (given.count(key) != 0) continue;
+        if (uri)
+            out += out.find('?') == std::string::npos ? '?' : '&';
+        else if (!out.empty())
+            out += ' ';
+        out += key;
+        out += '=';
+        out += uri ? std::to_string(value) : quote_conninfo_value(std::to_string(value));
+    }
     return out;
 }
 
@@ -142,6 +204,8 @@ std::string usage_text() {
            "Usage:\n"
            "  pg_durable_daemon [--conninfo CONNINFO] [--host DIR] [--port PORT]\n"
            "                    [--dbname DB] [--user ROLE] [--log-level LEVEL] [--parent-fd FD]\n"
+           "                    [--keepalives-idle S] [--keepalives-interval S]\n"
+           "                    [--keepalives-count N] [--tcp-user-timeout MS]\n"
            "\n"
            "Options:\n"
            "  --conninfo, -d CONNINFO  libpq connection string or URI of the pg_durable.database\n"
@@ -153,6 +217,11 @@ std::string usage_text() {
            "  --log-level LEVEL        trace, debug, info (default), warn, error, critical, off;\n"
            "                           SPDLOG_LEVEL in the environment can set per-module levels\n"
            "  --parent-fd FD           exit when FD reaches end of file (used by the shim)\n"
+           "  --keepalives-idle S      TCP keepalive: idle seconds before the first probe (10)\n"
+           "  --keepalives-interval S  TCP keepalive: seconds between probes (5)\n"
+           "  --keepalives-count N     TCP keepalive: lost probes that end a connection (3)\n"
+           "  --tcp-user-timeout MS    unacknowledged data that ends a connection (30000);\n"
+           "                           0 = OS default; a value set in --conninfo wins\n"
            "  --version, -V            print the version and exit\n"
            "  --help, -h               print this help and exit\n"
            "\n"

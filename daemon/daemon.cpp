@@ -34,9 +34,11 @@ int Daemon::run() {
 
 void Daemon::wait_for_signal() {
     signals_.async_wait([this](const boost::system::error_code &ec, int signo) {
-        if (ec) return;  // cancelled: stopping
+        if (ec || finished_) return;  // cancelled, or a signal that came as we finished
         on_signal(signo);
-        wait_for_signal();
+        // Not once finished: a re-armed wait would keep run() going for ever
+        // (a parent-death SIGTERM racing the lifeline's EOF did just that).
+        if (!finished_) wait_for_signal();
     });
 }
 
@@ -60,17 +62,23 @@ void Daemon::watch_parent() {
     // The lifeline carries no data: readability means EOF, i.e. the shim is gone.
     parent_lifeline_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
                                 [this](const boost::system::error_code &ec) {
-                                    if (ec == boost::asio::error::operation_aborted) return;
+                                    if (ec == boost::asio::error::operation_aborted || finished_) return;
                                     lifecycle_.request_stop("the parent process (shim) is gone");
                                 });
 }
 
 void Daemon::on_finished(int exit_code) {
     exit_code_ = exit_code;
+    finished_ = true;
     boost::system::error_code ignored;
     signals_.cancel(ignored);
     if (parent_lifeline_.is_open()) parent_lifeline_.cancel(ignored);
-    keep_running_.reset();  // run() returns once the cancelled waits complete
+    keep_running_.reset();
+    // The lifecycle is over, so run() returns now: whatever is still pending
+    // (a late completion that re-armed itself, a component's timer) must not
+    // keep a daemon alive whose server may be gone. Pending handlers are
+    // destroyed with the io_context, never run.
+    io_.stop();
 }
 
 void Daemon::exit_now(int exit_code) {

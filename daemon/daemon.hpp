@@ -44,6 +44,7 @@ private:
     Orchestrator work_;
     Lifecycle lifecycle_;
     int terminate_requests_ = 0;
+    bool finished_ = false;  // the lifecycle finished: no wait is re-armed
     int exit_code_ = 0;
 };
 

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -16,7 +17,10 @@ namespace pgd::daemon {
 class DbWorker {
 public:
     explicit DbWorker(std::string name);
-    // Runs every job already posted, then joins the thread.
+    // Runs every job already posted, then joins the thread. When one of its
+    // own jobs destroys the worker (the job held the last reference to its
+    // owner), the thread cannot join itself: it is detached instead and runs
+    // the remaining jobs on its own before it ends.
     ~DbWorker();
     DbWorker(const DbWorker &) = delete;
     DbWorker &operator=(const DbWorker &) = delete;
@@ -25,14 +29,17 @@ public:
     void post(std::function<void()> job);
 
 private:
-    void run();
+    // Shared with the thread, so it outlives a worker destroyed by its own job.
+    struct Queue {
+        std::mutex mutex;
+        std::condition_variable wake;
+        std::deque<std::function<void()>> jobs;
+        bool closing = false;
+    };
+    static void run(const std::string &name, const std::shared_ptr<Queue> &queue);
 
-    std::string name_;
-    std::mutex mutex_;
-    std::condition_variable wake_;
-    std::deque<std::function<void()>> jobs_;
-    bool closing_ = false;
-    std::thread thread_;  // last: starts after the members it uses exist
+    std::shared_ptr<Queue> queue_;
+    std::thread thread_;  // last: starts after the queue exists
 };
 
 }  // namespace pgd::daemon

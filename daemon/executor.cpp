@@ -4,6 +4,7 @@
 #include <atomic>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <libpq-fe.h>
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
@@ -151,11 +152,15 @@ StepResult parse_run_step_outcome(const std::string &outcome) {
     return result;
 }
 
-// One user connection: its worker thread owns the pqxx::connection.
+// One user connection: its worker thread owns the pqxx::connection. The
+// Executor (io thread) owns the Connection; a step job holds it only until it
+// posts its result, so the last reference, and with it the join of the
+// worker, is never released on the worker's own thread. (A canceller job may
+// hold the last one briefly: a Connection leaves the pool retired, without
+// Asio objects, so it may end on any thread but its worker's.)
 struct Executor::Connection {
     std::string database;
     std::string role;
-    std::unique_ptr<DbWorker> worker;
     std::unique_ptr<pqxx::connection> pq;  // touched only by worker jobs
     // Read by the canceller thread, written by the worker (pid, as soon as it
     // has connected) and the io thread (sequence numbers): a cancel reaches
@@ -165,12 +170,38 @@ struct Executor::Connection {
     std::atomic<std::uint64_t> step_seq{0};    // bumped as each step is handed to the worker
     std::atomic<std::uint64_t> cancel_seq{0};  // the step_seq a cancel was aimed at
     bool busy = false;
-    bool broken = false;
     std::string running_key;  // instance|stamp|node of the step it runs
+    // While idle: the idle timeout and a wait for the server to end the
+    // session (libpq's socket turns readable). Io thread only; reset by
+    // retire() when the Connection leaves the pool.
+    std::unique_ptr<boost::asio::steady_timer> idle_timer;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> idle_socket;  // released, never closed
+    std::uint64_t idle_period = 0;  // completions of an earlier idle period are ignored
+    std::unique_ptr<DbWorker> worker;  // last: joined before pq and the rest go
+
+    ~Connection() { stop_watching(); }  // a no-op once retired
+
+    // Leaves the pool (io thread): the Asio objects go now, so whoever drops
+    // the last reference later, on whatever thread, touches no io_context.
+    void retire() {
+        stop_watching();
+        idle_timer.reset();
+        idle_socket.reset();
+    }
+
+    void stop_watching() {
+        ++idle_period;
+        if (idle_timer) idle_timer->cancel();
+        if (idle_socket && idle_socket->is_open()) {
+            boost::system::error_code ignored;
+            idle_socket->cancel(ignored);
+            idle_socket->release();  // libpq's fd: never closed by Asio
+        }
+    }
 };
 
-Executor::Executor(boost::asio::io_context &io, std::string base_conninfo)
-    : io_(io), base_conninfo_(std::move(base_conninfo)) {}
+Executor::Executor(boost::asio::io_context &io, std::string base_conninfo, std::chrono::milliseconds idle_timeout)
+    : io_(io), base_conninfo_(std::move(base_conninfo)), idle_timeout_(idle_timeout) {}
 
 Executor::~Executor() { stop(); }
 
@@ -243,7 +274,7 @@ void Executor::on_deadline(Waiter *waiter) {
 bool Executor::start_on_connection(Waiter &waiter) {
     const auto &req = waiter.request;
     for (auto &conn : connections_) {
-        if (!conn->busy && !conn->broken && conn->database == req.database && conn->role == req.role) {
+        if (!conn->busy && conn->database == req.database && conn->role == req.role) {
             launch(conn, std::move(waiter.request), std::move(waiter.done));
             return true;
         }
@@ -252,11 +283,13 @@ bool Executor::start_on_connection(Waiter &waiter) {
         auto idle = std::find_if(connections_.begin(), connections_.end(),
                                  [](const std::shared_ptr<Connection> &c) { return !c->busy; });
         if (idle == connections_.end()) return false;
-        connections_.erase(idle);  // its worker closes the connection as it is destroyed
+        close(*idle);  // by value: it outlives its place in connections_
     }
     auto conn = std::make_shared<Connection>();
     conn->database = req.database;
     conn->role = req.role;
+    conn->idle_timer = std::make_unique<boost::asio::steady_timer>(io_);
+    conn->idle_socket = std::make_unique<boost::asio::posix::stream_descriptor>(io_);
     conn->worker = std::make_unique<DbWorker>("user:" + req.role);
     connections_.push_back(conn);
     launch(conn, std::move(waiter.request), std::move(waiter.done));
@@ -264,6 +297,7 @@ bool Executor::start_on_connection(Waiter &waiter) {
 }
 
 void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Done done) {
+    conn->stop_watching();  // the worker reads the socket now
     conn->busy = true;
     conn->running_key = request.instance_id + "|" + request.stamp + "|" + request.node_id;
     const std::uint64_t seq = conn->step_seq.fetch_add(1) + 1;
@@ -281,6 +315,7 @@ void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Don
     conn->worker->post([this, conn, raw, request = std::move(request), done = std::move(done), conninfo,
                         conninfo_error, secret, in_extension_db, alive, seq]() mutable {
         StepResult result;
+        int socket = -1;
         bool broken = false;
         if (!raw->pq) {
             try {
@@ -351,24 +386,61 @@ void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Don
                 broken = true;
             }
             if (broken) raw->pq.reset();
+            if (raw->pq) socket = raw->pq->sock();
         }
-        boost::asio::post(io_, [this, conn, result = std::move(result), done = std::move(done), broken,
-                                alive]() mutable {
+        // Moved, not copied: from here on only the io thread owns the Connection.
+        boost::asio::post(io_, [this, conn = std::move(conn), result = std::move(result), done = std::move(done),
+                                socket, broken, alive]() mutable {
             if (alive.expired()) return;
-            release(conn, broken);
+            release(conn, broken, socket);
             done(std::move(result));
         });
     });
 }
 
-void Executor::release(const std::shared_ptr<Connection> &conn, bool broken) {
+void Executor::release(const std::shared_ptr<Connection> &conn, bool broken, int socket) {
     conn->busy = false;
     conn->running_key.clear();
-    if (broken) {
+    if (broken || socket < 0) {
+        conn->retire();
         auto it = std::find(connections_.begin(), connections_.end(), conn);
         if (it != connections_.end()) connections_.erase(it);
+    } else {
+        // Idle: close it after the idle timeout, or at once when the server
+        // ends the session (pg_terminate_backend, a DROP DATABASE ... FORCE):
+        // a session the server closed must not wait for the next step to
+        // notice, and an idle one must not hold its database.
+        const std::uint64_t period = ++conn->idle_period;
+        const std::weak_ptr<Connection> weak = conn;
+        const std::weak_ptr<bool> alive = alive_;
+        auto gone = [this, weak, alive, period] {
+            if (alive.expired()) return;
+            const auto idle = weak.lock();
+            if (idle && !idle->busy && idle->idle_period == period) close(idle);
+        };
+        conn->idle_timer->expires_after(idle_timeout_);
+        conn->idle_timer->async_wait([gone](const boost::system::error_code &ec) {
+            if (!ec) gone();
+        });
+        boost::system::error_code ec;
+        conn->idle_socket->assign(socket, ec);
+        if (!ec)
+            conn->idle_socket->async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                                          [gone](const boost::system::error_code &wait_ec) {
+                                              if (wait_ec != boost::asio::error::operation_aborted) gone();
+                                          });
     }
     dispatch();
+}
+
+void Executor::close(std::shared_ptr<Connection> conn) {
+    conn->retire();
+    auto it = std::find(connections_.begin(), connections_.end(), conn);
+    if (it != connections_.end()) connections_.erase(it);
+    // libpq is closed on the worker; the Connection (and the join of its
+    // worker, which runs this job first) goes with the caller's reference.
+    Connection *raw = conn.get();
+    conn->worker->post([raw] { raw->pq.reset(); });
 }
 
 void Executor::dispatch() {
@@ -419,6 +491,9 @@ void Executor::stop() {
     waiting_.clear();
     *alive_ = false;
     alive_ = std::make_shared<bool>(true);
+    // A busy one lives on in its job until the result handler drops it,
+    // perhaps after this Executor and its io_context are gone.
+    for (const auto &conn : connections_) conn->retire();
     connections_.clear();
     canceller_.reset();
 }

@@ -5,6 +5,9 @@
 // DbWorker thread per connection, pooled per (database, role) and reused,
 // at most pg_durable.max_user_connections in total. A step waiting longer
 // than execution_acquire_timeout for a connection fails with the SPEC text.
+// An idle connection closes after kIdleConnectionTimeout, and at once when
+// the server ends it (pg_terminate_backend, shutdown): an idle pooled
+// session must never keep DROP DATABASE from its database (DESIGN §2.10).
 //
 // In the extension's database a step is one call of df._run_step: the step
 // and its completion record commit in one transaction (exactly-once, one
@@ -71,11 +74,16 @@ std::string connect_failure_text(const std::string &role, const std::string &dat
 // Converts a server error text (libpqxx what()) to its primary message.
 std::string primary_message(const std::string &what);
 
+// Short enough that DROP DATABASE, which waits up to 5 s for other sessions
+// to leave, succeeds at once when no step runs in that database.
+constexpr std::chrono::milliseconds kIdleConnectionTimeout{3000};
+
 class Executor {
 public:
     using Done = std::function<void(StepResult)>;
 
-    Executor(boost::asio::io_context &io, std::string base_conninfo);
+    Executor(boost::asio::io_context &io, std::string base_conninfo,
+             std::chrono::milliseconds idle_timeout = kIdleConnectionTimeout);
     ~Executor();
     Executor(const Executor &) = delete;
     Executor &operator=(const Executor &) = delete;
@@ -105,12 +113,14 @@ private:
     void dispatch();
     bool start_on_connection(Waiter &waiter);
     void launch(std::shared_ptr<Connection> conn, StepRequest request, Done done);
-    void release(const std::shared_ptr<Connection> &conn, bool broken);
+    void release(const std::shared_ptr<Connection> &conn, bool broken, int socket);
+    void close(std::shared_ptr<Connection> conn);
     void on_deadline(Waiter *waiter);
     std::string conninfo_for(const std::string &database, const std::string &role) const;
 
     boost::asio::io_context &io_;
     std::string base_conninfo_;
+    std::chrono::milliseconds idle_timeout_;
     std::string extension_database_;
     std::string secret_;
     int max_connections_ = 10;

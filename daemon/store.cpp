@@ -1,10 +1,45 @@
 #include "daemon/store.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <string>
 #include <vector>
 
 namespace pgd::daemon::store {
 
 namespace {
+
+// The same TCP keepalive settings on the server's side of a session as libpq
+// put on ours (config.cpp, with_keepalives): after a partition the server
+// then ends the session, and releases the orchestrator lock it holds, about
+// when we give up on it, so a standby can take over within a minute instead of
+// after the server's default two hours. Nothing to do on a Unix socket.
+std::string mirror_keepalives(const pqxx::connection &conn) {
+    const int fd = conn.sock();
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (fd < 0 || ::getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len) != 0 ||
+        (addr.ss_family != AF_INET && addr.ss_family != AF_INET6))
+        return {};
+    auto option = [fd](int level, int name) -> int {
+        int value = 0;
+        socklen_t size = sizeof value;
+        return ::getsockopt(fd, level, name, &value, &size) == 0 ? value : -1;
+    };
+    if (option(SOL_SOCKET, SO_KEEPALIVE) <= 0) return {};  // keepalives=0: the operator's choice
+    std::string sql;
+    const std::pair<const char *, int> settings[] = {
+        {"tcp_keepalives_idle", option(IPPROTO_TCP, TCP_KEEPIDLE)},
+        {"tcp_keepalives_interval", option(IPPROTO_TCP, TCP_KEEPINTVL)},
+        {"tcp_keepalives_count", option(IPPROTO_TCP, TCP_KEEPCNT)},
+        {"tcp_user_timeout", option(IPPROTO_TCP, TCP_USER_TIMEOUT)},
+    };
+    for (const auto &[name, value] : settings)
+        if (value >= 0) sql += std::string("SET ") + name + " = " + std::to_string(value) + ";";
+    return sql;
+}
 
 // pg_try_advisory_lock(int4, int4): the class id spells "pgdu", object 1 is
 // the orchestrator role. Advisory locks are per database, so this means one
@@ -26,6 +61,8 @@ void prepare_session(pqxx::connection &conn) {
     tx.exec("SET lock_timeout = '2s'");
     tx.exec("SET statement_timeout = '30s'");
     tx.exec("SET idle_in_transaction_session_timeout = '60s'");
+    const std::string keepalives = mirror_keepalives(conn);
+    if (!keepalives.empty()) tx.exec(keepalives);
 }
 
 std::map<std::string, std::optional<std::string>> show_settings(pqxx::connection &conn,

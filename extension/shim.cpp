@@ -93,7 +93,7 @@ static char *shim_lookup_bootstrap_superuser(void);
 static const char *shim_daemon_path(void);
 static char *shim_socket_host(void);
 static void shim_spawn_daemon(void);
-static void shim_exec_child(int lifeline, char **argv) pg_attribute_noreturn();
+static void shim_exec_child(int lifeline, pid_t shim, char **argv) pg_attribute_noreturn();
 static void shim_schedule_restart(void);
 static bool shim_reap_daemon(bool log_exit);
 static void shim_stop_daemon(void);
@@ -338,7 +338,7 @@ shim_spawn_daemon(void)
 		return;
 	}
 	if (pid == 0)
-		shim_exec_child(lifeline[0], argv);
+		shim_exec_child(lifeline[0], MyProcPid, argv);
 
 	close(lifeline[0]);
 	shim_child.pid = pid;
@@ -357,7 +357,7 @@ shim_spawn_daemon(void)
  * the server stops) and exec the daemon. Async-signal-safe calls only.
  */
 static void
-shim_exec_child(int lifeline, char **argv)
+shim_exec_child(int lifeline, pid_t shim, char **argv)
 {
 	sigset_t	none;
 	struct sigaction dfl;
@@ -380,8 +380,15 @@ shim_exec_child(int lifeline, char **argv)
 	 */
 	(void) setsid();
 
-	/* Backstop for the lifeline: a signal when the shim dies. */
+	/*
+	 * Backstop for the lifeline: a signal when the shim dies (the shim has a
+	 * single thread, so "the parent thread" is the shim). A shim that died
+	 * before this call sends nothing: we were reparented already, so check,
+	 * and never start a daemon nobody supervises.
+	 */
 	(void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != shim)
+		_exit(1);
 
 	if (lifeline == SHIM_LIFELINE_FD)
 		(void) fcntl(lifeline, F_SETFD, 0);

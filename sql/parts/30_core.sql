@@ -43,13 +43,15 @@ CREATE FUNCTION df.result(instance_id text) RETURNS text
      WHERE i.id = instance_id
     $$;
 
+-- Only the exact string 'public' means PUBLIC (SPEC §5): role names are
+-- case-sensitive, and a role may really be called "Public".
 CREATE FUNCTION df.grant_usage(p_role text, include_http boolean DEFAULT false,
                                with_grant boolean DEFAULT false) RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY INVOKER
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
-    grantee text := CASE WHEN lower(p_role) = 'public' THEN 'PUBLIC' ELSE quote_ident(p_role) END;
+    grantee text := CASE WHEN p_role = 'public' THEN 'PUBLIC' ELSE quote_ident(p_role) END;
     option  text := CASE WHEN with_grant THEN ' WITH GRANT OPTION' ELSE '' END;
 BEGIN
     IF p_role IS NULL THEN
@@ -76,7 +78,7 @@ CREATE FUNCTION df.revoke_usage(p_role text) RETURNS void
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
-    grantee text := CASE WHEN lower(p_role) = 'public' THEN 'PUBLIC' ELSE quote_ident(p_role) END;
+    grantee text := CASE WHEN p_role = 'public' THEN 'PUBLIC' ELSE quote_ident(p_role) END;
     fn text;
 BEGIN
     FOREACH fn IN ARRAY ARRAY['df.http(text, text, text, jsonb, integer)', 'df.metrics()',

@@ -3,8 +3,11 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include <catch2/catch.hpp>
 
@@ -51,6 +54,31 @@ pid_t shim_pid(const TestCluster &cluster) {
 pid_t daemon_pid(pid_t shim) {
     const auto children = child_processes(shim);
     return children.size() == 1 ? children.front() : 0;
+}
+
+// Every pg_durable_daemon process launched for `cluster` (its --host is the
+// cluster's socket directory), whoever its parent is now: a daemon orphaned
+// by the death of its shim is reparented and no longer the shim's child.
+std::vector<pid_t> cluster_daemons(const TestCluster &cluster) {
+    std::vector<pid_t> found;
+    for (const auto &entry : std::filesystem::directory_iterator("/proc")) {
+        const std::string name = entry.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream in(entry.path() / "cmdline", std::ios::binary);
+        std::vector<std::string> argv;
+        for (std::string arg; std::getline(in, arg, '\0');) argv.push_back(arg);
+        if (argv.empty() || argv[0] != server_visible_daemon()) continue;
+        for (std::size_t i = 0; i + 1 < argv.size(); ++i)
+            if (argv[i] == "--host" && argv[i + 1] == cluster.dir() && process_alive(std::stoi(name)))
+                found.push_back(std::stoi(name));
+    }
+    return found;
+}
+
+std::string pids_text(const std::vector<pid_t> &pids) {
+    std::ostringstream out;
+    for (const pid_t pid : pids) out << pid << ' ';
+    return out.str();
 }
 
 }  // namespace
@@ -110,6 +138,59 @@ TEST_CASE("the daemon exits when the shim dies (immediate shutdown)", "[shim]") 
     // lifeline pipe (and PR_SET_PDEATHSIG) must.
     cluster.stop(StopMode::immediate);
     REQUIRE_EVENTUALLY(!process_alive(daemon), 15s, cluster.server_log());
+}
+
+TEST_CASE("no daemon outlives an immediate shutdown in 30 cycles", "[shim]") {
+    // Issue 8 item 11: about one immediate shutdown in ten left the daemon
+    // running without a parent. One data directory, restarted each cycle.
+    TestCluster cluster(shim_options());
+    cluster.exec("CREATE EXTENSION pg_durable");
+    for (int cycle = 1; cycle <= 30; ++cycle) {
+        INFO("cycle " << cycle);
+        if (cycle > 1) cluster.start();
+        pid_t shim = 0;
+        REQUIRE_EVENTUALLY((shim = shim_pid(cluster)) != 0, 30s, cluster.server_log());
+        pid_t daemon = 0;
+        REQUIRE_EVENTUALLY((daemon = daemon_pid(shim)) != 0, 30s, cluster.server_log());
+        // Attached and working: it holds connections (and their sockets).
+        REQUIRE_EVENTUALLY(count_occurrences(cluster.server_log(), kProcessing) == static_cast<std::size_t>(cycle),
+                           30s, cluster.server_log());
+
+        cluster.stop(StopMode::immediate);
+        REQUIRE_EVENTUALLY(cluster_daemons(cluster).empty(), 5s,
+                           "daemons left: " + pids_text(cluster_daemons(cluster)) + "\n" + cluster.server_log());
+        CHECK_FALSE(process_alive(daemon));
+    }
+}
+
+TEST_CASE("the shim and the daemon exit when the postmaster is killed", "[shim]") {
+    TestCluster cluster(shim_options());
+    cluster.exec("CREATE EXTENSION pg_durable");
+    pid_t shim = 0;
+    REQUIRE_EVENTUALLY((shim = shim_pid(cluster)) != 0, 30s, cluster.server_log());
+    pid_t daemon = 0;
+    REQUIRE_EVENTUALLY((daemon = daemon_pid(shim)) != 0, 30s, cluster.server_log());
+    REQUIRE_EVENTUALLY(cluster.server_log().find(kProcessing) != std::string::npos, 30s, cluster.server_log());
+
+    std::ifstream pid_file(cluster.data_dir() + "/postmaster.pid");
+    pid_t postmaster = 0;
+    REQUIRE(pid_file >> postmaster);
+    const auto server_processes = child_processes(postmaster);
+    ::kill(postmaster, SIGKILL);
+    // No SIGQUIT this time: the shim notices the postmaster's death itself.
+    REQUIRE_EVENTUALLY(!process_alive(shim), 5s, cluster.server_log());
+    REQUIRE_EVENTUALLY(cluster_daemons(cluster).empty(), 5s,
+                       "daemons left: " + pids_text(cluster_daemons(cluster)) + "\n" + cluster.server_log());
+    CHECK_FALSE(process_alive(daemon));
+
+    // Let the orphaned backends go, then start once more so the server cleans
+    // up after its killed postmaster (shared memory) before the fixture stops it.
+    REQUIRE_EVENTUALLY(std::none_of(server_processes.begin(), server_processes.end(), process_alive), 30s,
+                       cluster.server_log());
+    // Until it is reaped, the killed postmaster's pid still answers kill(pid, 0)
+    // and the server refuses to start ("lock file already exists").
+    REQUIRE_EVENTUALLY(!std::filesystem::exists("/proc/" + std::to_string(postmaster)), 30s, cluster.server_log());
+    cluster.start();
 }
 
 TEST_CASE("the shim forwards SIGHUP to the daemon", "[shim]") {

@@ -59,6 +59,17 @@ SELECT df.grant_usage('public');
 SELECT has_schema_privilege('regress_grant_user', 'df', 'USAGE') AS via_public;
 SELECT df.revoke_usage('public');
 SELECT has_schema_privilege('regress_grant_user', 'df', 'USAGE') AS via_public;
+-- Only the exact word 'public' means PUBLIC: role names are case-sensitive
+-- strings, and a role may really be called "Public".
+CREATE ROLE "Public" LOGIN;
+SELECT df.grant_usage('Public');
+SELECT has_schema_privilege('Public', 'df', 'USAGE') AS role_public,
+       has_table_privilege('Public', 'df.instances', 'SELECT') AS role_public_select,
+       has_schema_privilege('regress_grant_user', 'df', 'USAGE') AS via_public;
+SELECT df.grant_usage('PUBLIC');
+SELECT df.revoke_usage('Public');
+SELECT has_schema_privilege('Public', 'df', 'USAGE') AS role_public;
+DROP ROLE "Public";
 
 SELECT df.revoke_usage('regress_grant_user');
 SELECT df.revoke_usage('Regress Mixed');
