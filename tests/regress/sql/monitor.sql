@@ -307,7 +307,7 @@ SELECT p.oid::regprocedure AS function, p.provolatile, p.proisstrict
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = 'df' AND p.proname IN ('list_instances', 'instance_info', 'instance_executions',
                                           'instance_nodes', 'metrics')
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 
 -- Clean up.
 DELETE FROM df.instances WHERE id LIKE 'f100000%';
