@@ -112,42 +112,79 @@ std::string connect_failure_text(const std::string &role, const std::string &dat
     return "Failed to connect as '" + role + "': " + message;
 }
 
+// Every field is checked for presence and type: an outcome that does not
+// have the shape df._run_step writes fails that step (recorded by the
+// orchestrator), never the daemon.
 StepResult parse_run_step_outcome(const std::string &outcome) {
+    using durable::JsonText;
     StepResult result;
-    const auto json = durable::JsonText::parse(outcome);
-    if (!json || !json->is_object()) {
-        result.kind = StepResult::Kind::interrupted;
-        result.error = "unexpected df._run_step outcome: " + outcome;
-        return result;
-    }
-    const auto kind = json->member("outcome");
-    const std::string name = kind ? kind->string() : "";
-    const auto text_of = [&](const char *key) {
+    const auto malformed = [&outcome] {
+        StepResult bad;
+        bad.kind = StepResult::Kind::failed;
+        bad.recorded = false;
+        constexpr std::size_t kShown = 200;
+        bad.error = durable::protocol::sql_failed(
+            "unexpected df._run_step outcome: " +
+            (outcome.size() > kShown ? outcome.substr(0, kShown) + "..." : outcome));
+        return bad;
+    };
+    const auto json = JsonText::parse(outcome);
+    if (!json || !json->is_object()) return malformed();
+    const auto string_of = [&](const char *key) -> std::optional<std::string> {
+        const auto member = json->member(key);
+        if (!member || member->kind() != JsonText::Kind::String) return std::nullopt;
+        return member->string();
+    };
+    // A string, or "" for null or absent; nullopt: any other type.
+    const auto optional_string_of = [&](const char *key) -> std::optional<std::string> {
         const auto member = json->member(key);
         if (!member || member->is_null()) return std::string();
-        return member->kind() == durable::JsonText::Kind::String ? member->string() : std::string(member->text());
+        if (member->kind() != JsonText::Kind::String) return std::nullopt;
+        return member->string();
     };
-    if (name == "completed") {
+    // The {"rows":[...],"row_count":N} result, as its exact text.
+    const auto rows_of = [&](const char *key) -> std::optional<std::string> {
+        const auto member = json->member(key);
+        if (!member || !member->rows()) return std::nullopt;
+        const auto count = member->member("row_count");
+        if (!count || count->kind() != JsonText::Kind::Number) return std::nullopt;
+        return std::string(member->text());  // exact text: column order, number digits
+    };
+    const auto name = string_of("outcome");
+    if (!name) return malformed();
+    if (*name == "completed") {
+        const auto rows = rows_of("result");
+        if (!rows) return malformed();
         result.kind = StepResult::Kind::completed;
-        result.result = std::string(json->member("result")->text());  // exact text: column order, number digits
-    } else if (name == "failed") {
-        result.kind = StepResult::Kind::failed;
-        result.error = text_of("error");
-    } else if (name == "cancelled") {
-        result.kind = StepResult::Kind::cancelled;
-        result.error = text_of("error");
-    } else if (name == "duplicate") {
+        result.result = *rows;
+    } else if (*name == "failed" || *name == "cancelled") {
+        const auto error = string_of("error");
+        if (!error) return malformed();
+        result.kind = *name == "failed" ? StepResult::Kind::failed : StepResult::Kind::cancelled;
+        result.error = *error;
+    } else if (*name == "duplicate") {
+        const auto status = string_of("status");
+        if (!status) return malformed();
         result.kind = StepResult::Kind::duplicate;
-        result.status = text_of("status");
-        const auto recorded = json->member("result");
-        if (recorded && !recorded->is_null()) result.result = std::string(recorded->text());
-        result.error = text_of("error");
-    } else if (name == "instance_not_running") {
+        result.status = *status;
+        if (*status == "completed") {
+            const auto rows = rows_of("result");
+            if (!rows) return malformed();
+            result.result = *rows;
+        } else if (*status == "failed" || *status == "cancelled") {
+            const auto error = optional_string_of("error");
+            if (!error) return malformed();
+            result.error = *error;
+        } else {
+            return malformed();
+        }
+    } else if (*name == "instance_not_running") {
+        const auto status = optional_string_of("status");
+        if (!status) return malformed();
         result.kind = StepResult::Kind::instance_not_running;
-        result.status = text_of("status");
+        result.status = *status;
     } else {
-        result.kind = StepResult::Kind::interrupted;
-        result.error = "unexpected df._run_step outcome: " + outcome;
+        return malformed();
     }
     return result;
 }
@@ -160,7 +197,7 @@ StepResult parse_run_step_outcome(const std::string &outcome) {
 // Asio objects, so it may end on any thread but its worker's.)
 struct Executor::Connection {
     std::string database;
-    std::string role;
+    std::string role;  // its login: "" = the daemon's own (extension database)
     std::unique_ptr<pqxx::connection> pq;  // touched only by worker jobs
     // Read by the canceller thread, written by the worker (pid, as soon as it
     // has connected) and the io thread (sequence numbers): a cancel reaches
@@ -201,7 +238,15 @@ struct Executor::Connection {
 };
 
 Executor::Executor(boost::asio::io_context &io, std::string base_conninfo, std::chrono::milliseconds idle_timeout)
-    : io_(io), base_conninfo_(std::move(base_conninfo)), idle_timeout_(idle_timeout) {}
+    : io_(io), base_conninfo_(std::move(base_conninfo)), idle_timeout_(idle_timeout) {
+    // For messages only: the role the daemon logs in as.
+    daemon_user_ = "pg_durable daemon";
+    if (PQconninfoOption *options = PQconninfoParse(base_conninfo_.c_str(), nullptr)) {
+        for (PQconninfoOption *o = options; o->keyword != nullptr; ++o)
+            if (std::string(o->keyword) == "user" && o->val != nullptr && *o->val != '\0') daemon_user_ = o->val;
+        PQconninfoFree(options);
+    }
+}
 
 Executor::~Executor() { stop(); }
 
@@ -212,8 +257,10 @@ void Executor::configure(int max_connections, int acquire_timeout_seconds, std::
 }
 
 std::string Executor::conninfo_for(const std::string &database, const std::string &role) const {
-    // Re-emit the base string's options as keyword/value pairs with dbname and
-    // user replaced (libpq parses URIs and keyword/value strings alike here).
+    // Re-emit the base string's options as keyword/value pairs with dbname
+    // (and, for another database's per-role connection, user) replaced (libpq
+    // parses URIs and keyword/value strings alike here). Role "" keeps the
+    // daemon's own user and credentials: the extension database's pool.
     char *error = nullptr;
     PQconninfoOption *options = PQconninfoParse(base_conninfo_.c_str(), &error);
     if (options == nullptr) {
@@ -232,11 +279,15 @@ std::string Executor::conninfo_for(const std::string &database, const std::strin
     std::string out;
     for (PQconninfoOption *o = options; o->keyword != nullptr; ++o) {
         const std::string key = o->keyword;
-        if (o->val == nullptr || key == "dbname" || key == "user" || key == "application_name") continue;
+        if (o->val == nullptr || key == "dbname" || key == "application_name" || key == "client_encoding") continue;
+        if (key == "user" && !role.empty()) continue;
         out += key + "=" + quote(o->val) + " ";
     }
     PQconninfoFree(options);
-    return out + "dbname=" + quote(database) + " user=" + quote(role) + " application_name='pg_durable step'";
+    out += "dbname=" + quote(database) + " ";
+    if (!role.empty()) out += "user=" + quote(role) + " ";
+    // UTF8 whatever the database's encoding: results are JSON text.
+    return out + "application_name='pg_durable step' client_encoding='UTF8'";
 }
 
 void Executor::run(StepRequest request, Done done) {
@@ -269,12 +320,20 @@ void Executor::on_deadline(Waiter *waiter) {
     expired->done(std::move(result));
 }
 
-// Starts the waiter on an idle connection of its (database, role), a new
-// connection, or one made by closing another role's idle connection.
+// Whose login a step's connection is: "" = the daemon's own (the extension's
+// database, where df._run_step switches to the submitter), else the
+// submitter's (another database, which has no df._run_step).
+std::string Executor::login_role(const StepRequest &request) const {
+    return request.database == extension_database_ ? std::string() : request.role;
+}
+
+// Starts the waiter on an idle connection of its (database, login), a new
+// connection, or one made by closing another idle connection.
 bool Executor::start_on_connection(Waiter &waiter) {
     const auto &req = waiter.request;
+    const std::string login = login_role(req);
     for (auto &conn : connections_) {
-        if (!conn->busy && conn->database == req.database && conn->role == req.role) {
+        if (!conn->busy && conn->database == req.database && conn->role == login) {
             launch(conn, std::move(waiter.request), std::move(waiter.done));
             return true;
         }
@@ -287,10 +346,10 @@ bool Executor::start_on_connection(Waiter &waiter) {
     }
     auto conn = std::make_shared<Connection>();
     conn->database = req.database;
-    conn->role = req.role;
+    conn->role = login;
     conn->idle_timer = std::make_unique<boost::asio::steady_timer>(io_);
     conn->idle_socket = std::make_unique<boost::asio::posix::stream_descriptor>(io_);
-    conn->worker = std::make_unique<DbWorker>("user:" + req.role);
+    conn->worker = std::make_unique<DbWorker>(login.empty() ? "step:" + req.database : "user:" + login);
     connections_.push_back(conn);
     launch(conn, std::move(waiter.request), std::move(waiter.done));
     return true;
@@ -305,7 +364,7 @@ void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Don
     std::string conninfo;
     std::string conninfo_error;
     try {
-        conninfo = conninfo_for(request.database, request.role);
+        conninfo = conninfo_for(request.database, login_role(request));
     } catch (const std::exception &e) {
         conninfo_error = e.what();
     }
@@ -321,14 +380,12 @@ void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Don
             try {
                 if (!conninfo_error.empty()) throw std::runtime_error(conninfo_error);
                 raw->pq = std::make_unique<pqxx::connection>(conninfo);
-                if (in_extension_db)
-                    raw->pq->prepare("run_step",
-                                     "SELECT df._run_step($1, $2, $3, $4, $5::bigint, $6, $7::int, $8::jsonb)");
             } catch (const std::exception &e) {
                 raw->pq.reset();
                 result.kind = StepResult::Kind::connect_failed;
                 result.recorded = false;
-                result.error = connect_failure_text(request.role, request.database, e.what());
+                result.error = connect_failure_text(in_extension_db ? daemon_user_ : request.role,
+                                                    request.database, e.what());
                 broken = true;
             }
         }
@@ -342,12 +399,16 @@ void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Don
         } else if (raw->pq) {
             try {
                 if (in_extension_db) {
+                    // The unnamed statement, parsed afresh each time: no name a
+                    // step could DEALLOCATE or PREPARE in its place (the step
+                    // cannot PREPARE anyway: it runs in a restricted operation).
                     pqxx::nontransaction tx(*raw->pq);
                     const char *finish = request.finish ? request.finish->c_str() : nullptr;
-                    const auto row = tx.exec_prepared1("run_step", secret, request.instance_id, request.stamp,
-                                                       request.node_id, request.execution, request.query,
-                                                       request.attempt, finish);
-                    result = parse_run_step_outcome(row[0].as<std::string>());
+                    const auto row = tx.exec_params1(
+                        "SELECT df._run_step($1, $2, $3, $4, $5::bigint, $6, $7::int, $8::jsonb)", secret,
+                        request.instance_id, request.stamp, request.node_id, request.execution, request.query,
+                        request.attempt, finish);
+                    result = parse_run_step_outcome(row[0].is_null() ? std::string() : row[0].as<std::string>());
                 } else {
                     pqxx::work tx(*raw->pq);
                     tx.exec("SET LOCAL df.in_workflow = 'true'");
@@ -384,6 +445,20 @@ void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Don
                 result.kind = StepResult::Kind::interrupted;
                 result.error = primary_message(e.what());
                 broken = true;
+            }
+            if (!in_extension_db && !broken) {
+                // A plain transaction leaves whatever the step did to its
+                // session (SET, PREPARE, LISTEN, temp objects, session
+                // advisory locks, WITH HOLD cursors): drop it all before the
+                // connection serves the next step. (In the extension's
+                // database df._run_step does this inside its transaction.)
+                try {
+                    pqxx::nontransaction reset(*raw->pq);
+                    reset.exec0("DISCARD ALL");
+                } catch (const std::exception &e) {
+                    log()->warn("could not reset a step connection, closing it: {}", e.what());
+                    broken = true;
+                }
             }
             if (broken) raw->pq.reset();
             if (raw->pq) socket = raw->pq->sock();

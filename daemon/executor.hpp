@@ -1,18 +1,26 @@
 // User connections and SQL step runs (SPEC §10.2, DESIGN §2.2, §2.4).
 //
-// Steps run on libpqxx connections AUTHENTICATED AS THE SUBMITTING ROLE in
-// the instance's database (never SET ROLE from a privileged session), one
-// DbWorker thread per connection, pooled per (database, role) and reused,
-// at most pg_durable.max_user_connections in total. A step waiting longer
-// than execution_acquire_timeout for a connection fails with the SPEC text.
+// In the extension's database a step is one call of df._run_step on a
+// connection the daemon logs in with ITS OWN role and credentials (the
+// daemon's conninfo; no per-role login): df._run_step checks the daemon's
+// role and secret and runs the text as the submitter (SetUserIdAndSecContext
+// in a restricted operation, DESIGN §2.4); the step and its completion record
+// commit in one transaction (exactly-once, one commit per step). One pool of
+// such connections per database serves every role.
+//
 // An idle connection closes after kIdleConnectionTimeout, and at once when
 // the server ends it (pg_terminate_backend, shutdown): an idle pooled
 // session must never keep DROP DATABASE from its database (DESIGN §2.10).
 //
-// In the extension's database a step is one call of df._run_step: the step
-// and its completion record commit in one transaction (exactly-once, one
-// commit per step). Elsewhere the text runs in a plain transaction and the
-// orchestrator records the outcome afterwards (at-least-once).
+// Another database has no df._run_step: there the step logs in AS THE
+// SUBMITTING ROLE (per-role login mode, documented in docs/OPERATIONS.md),
+// runs in a plain transaction, the orchestrator records the outcome
+// afterwards (at-least-once), and DISCARD ALL clears the session after it.
+//
+// One DbWorker thread per connection, at most pg_durable.max_user_connections
+// in total (= steps at once); application_name 'pg_durable step',
+// client_encoding UTF8. A step waiting longer than execution_acquire_timeout
+// for a connection fails with the SPEC text.
 #pragma once
 
 #include <chrono>
@@ -117,10 +125,12 @@ private:
     void close(std::shared_ptr<Connection> conn);
     void on_deadline(Waiter *waiter);
     std::string conninfo_for(const std::string &database, const std::string &role) const;
+    std::string login_role(const StepRequest &request) const;
 
     boost::asio::io_context &io_;
     std::string base_conninfo_;
     std::chrono::milliseconds idle_timeout_;
+    std::string daemon_user_;
     std::string extension_database_;
     std::string secret_;
     int max_connections_ = 10;

@@ -1,16 +1,26 @@
 // df._run_step: the extension half of a SQL step (SPEC.md §10.2, DESIGN.md
 // §2.2-§2.4, docs/ARCHITECTURE.md "Engine: the extension side").
 //
-// The daemon calls this function on a connection authenticated as the
-// submitting role, as a prepared statement in autocommit mode. In that one
-// statement, and therefore in one transaction, it
+// The daemon calls this function on its own connection (authenticated as the
+// daemon's role, pg_durable.worker_role), as one parameterised statement in
+// autocommit mode. In that one statement, and therefore in one transaction, it
 //
-//   1. refuses callers without the active daemon's secret,
+//   1. refuses callers that are not the daemon's role or lack the active
+//      daemon's secret,
 //   2. claims the activation row (instance, stamp, node) — a second call for an
 //      activation that already ended returns "duplicate" without running,
-//   3. runs the step's SQL through SPI as the caller, inside an internal
+//   3. runs the step's SQL through SPI AS THE SUBMITTER, inside an internal
 //      subtransaction (the PL/pgSQL exception-block pattern), so a user error
-//      rolls back only the step's effects,
+//      rolls back only the step's effects. The identity switch is PostgreSQL's
+//      own for user code in maintenance commands (REFRESH MATERIALIZED VIEW,
+//      VACUUM's index functions): SetUserIdAndSecContext(submitter,
+//      SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION) inside a
+//      GUC nest level that also carries the submitter's role settings
+//      (ALTER ROLE ... [IN DATABASE ...] SET). The step cannot leave that
+//      identity (SET ROLE, RESET ROLE, SET SESSION AUTHORIZATION fail) and
+//      cannot leave session state behind (PostgreSQL refuses temp tables,
+//      PREPARE, LISTEN, WITH HOLD cursors in a restricted operation; settings
+//      and session advisory locks are undone here),
 //   4. converts the rows with PostgreSQL's own row_to_json,
 //   5. records the outcome on the activation and mirrors it onto df.nodes
 //      (and, with `finish`, completes the instance),
@@ -31,9 +41,14 @@ extern "C" {
 #include "postgres.h"
 #include "fmgr.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_db_role_setting.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -41,17 +56,23 @@ extern "C" {
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timeout.h"
 }
 
 #include <cstring>
 
 #include "common/protocol.hpp"
+#include "extension/guc.hpp"
 #include "extension/spi_util.hpp"
 #include "extension/uninstall.hpp"
 
@@ -107,6 +128,9 @@ struct StepResult {
 };
 
 constexpr const char *kTransactionControl = "transaction control statements are not allowed in a workflow step";
+constexpr const char *kRoleChange =
+    "SET ROLE, RESET ROLE and SET SESSION AUTHORIZATION are not allowed in a workflow step: "
+    "it runs as the role that started the workflow";
 
 SPIPlanPtr secret_plan = nullptr;
 SPIPlanPtr instance_plan = nullptr;
@@ -176,29 +200,67 @@ bool is_terminal(const char *status) {
     return strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0;
 }
 
-// Reads the instance's status (nullptr when it does not exist) and checks that
-// the step runs as its submitter: session and role are the daemon's choice,
-// and a mix-up must never run one role's SQL as another.
-char *read_instance(MemoryContext cxt, const Activation &act, Oid caller) {
+// Raises 42501 unless the caller is the daemon's role: pg_durable.worker_role
+// when set, else (the default: the daemon logs in as the bootstrap superuser)
+// any superuser. The secret proves the caller is the ACTIVE daemon; this check
+// keeps a leaked secret from being usable by any other role.
+void check_caller(Oid caller) {
+    if (pgd_worker_role != nullptr && pgd_worker_role[0] != '\0') {
+        Oid worker = get_role_oid(pgd_worker_role, true);
+        if (OidIsValid(worker) && caller == worker) return;
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("df._run_step: role \"%s\" is not the pg_durable daemon's role \"%s\" "
+                               "(pg_durable.worker_role)",
+                               GetUserNameFromId(caller, false), pgd_worker_role)));
+    }
+    if (!superuser_arg(caller))
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("df._run_step: role \"%s\" is not a superuser; with pg_durable.worker_role "
+                               "empty only a superuser runs steps",
+                               GetUserNameFromId(caller, false))));
+}
+
+// Reads the instance's status (nullptr when it does not exist) and its
+// submitter, the role the step's SQL runs as.
+char *read_instance(MemoryContext cxt, const Activation &act, Oid *submitter) {
     Oid types[1] = {TEXTOID};
     SPIPlanPtr plan = pgd::keep_plan(&instance_plan,
                                      "SELECT status, submitted_by FROM df.instances WHERE id = $1", 1, types);
     Datum values[1] = {CStringGetTextDatum(act.instance_id)};
     pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, true, 1), SPI_OK_SELECT, "read of df.instances");
+    *submitter = InvalidOid;
     if (SPI_processed == 0) return nullptr;
     HeapTuple tuple = SPI_tuptable->vals[0];
     TupleDesc desc = SPI_tuptable->tupdesc;
     char *status = copy_value(cxt, tuple, desc, 1);
     bool isnull = false;
-    Oid submitted_by = DatumGetObjectId(SPI_getbinval(tuple, desc, 2, &isnull));
+    Datum d = SPI_getbinval(tuple, desc, 2, &isnull);
+    if (!isnull) *submitter = DatumGetObjectId(d);
     SPI_freetuptable(SPI_tuptable);
-    if (submitted_by != caller) {
-        const char *owner = GetUserNameFromId(submitted_by, true);
-        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-                        errmsg("df._run_step: instance %s runs as role \"%s\", not as \"%s\"", act.instance_id,
-                               owner ? owner : "?", GetUserNameFromId(caller, false))));
-    }
     return status;
+}
+
+// Why the submitter may not run SQL now (nullptr: it may). A step runs as if
+// the submitter had logged in, so what a login checks still applies: the role
+// exists, has LOGIN, and has CONNECT on this database (an administrator who
+// takes these away stops the role's workflows too).
+char *submitter_refusal(MemoryContext cxt, const Activation &act, Oid submitter) {
+    HeapTuple tuple = SearchSysCache1(AUTHOID, ObjectIdGetDatum(submitter));
+    if (!HeapTupleIsValid(tuple))
+        return MemoryContextStrdup(
+            cxt, psprintf("Instance %s: submitted_by role no longer exists in pg_roles", act.instance_id));
+    Form_pg_authid role = reinterpret_cast<Form_pg_authid>(GETSTRUCT(tuple));
+    const bool can_login = role->rolcanlogin;
+    char *name = pstrdup(NameStr(role->rolname));
+    ReleaseSysCache(tuple);
+    if (!can_login)
+        return MemoryContextStrdup(cxt, psprintf("%srole \"%s\" is not permitted to log in",
+                                                 durable::protocol::kSqlFailedPrefix, name));
+    if (pg_database_aclcheck(MyDatabaseId, submitter, ACL_CONNECT) != ACLCHECK_OK)
+        return MemoryContextStrdup(cxt, psprintf("%spermission denied for database \"%s\"",
+                                                 durable::protocol::kSqlFailedPrefix,
+                                                 get_database_name(MyDatabaseId)));
+    return nullptr;
 }
 
 // Inserts the activation as running, or finds and locks the existing row. A
@@ -281,8 +343,8 @@ InstanceState lock_instance(MemoryContext cxt, const char *instance_id) {
 }
 
 // ---- 3./4. run the step --------------------------------------------------------
-
-// Runs the step's text as the caller. Raises on any error, including
+// Runs the step's text as the current user (the submitter). Raises on any
+// error, including
 // transaction control, which PostgreSQL refuses inside a function.
 void execute_user_sql(const char *query) {
     int rc = SPI_execute(query, false, 0);
@@ -294,15 +356,55 @@ void execute_user_sql(const char *query) {
     if (rc < 0) elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
 }
 
-// Checks constraints the step deferred (SET CONSTRAINTS ... DEFERRED or
-// INITIALLY DEFERRED) now, as SET CONSTRAINTS ALL IMMEDIATE does, so that a
-// violation fails the step here instead of failing the COMMIT after this
-// function has already reported success.
-void check_deferred_constraints() {
+// SET CONSTRAINTS ALL IMMEDIATE, before the step's SQL. In a restricted
+// operation PostgreSQL refuses to queue a deferred trigger event (it would fire
+// at commit, after the identity switch back, as the daemon's role), so
+// DEFERRABLE INITIALLY DEFERRED constraints are checked at the end of each of
+// the step's statements, as the submitter; a step that says SET CONSTRAINTS
+// ... DEFERRED itself fails with "cannot fire deferred trigger within
+// security-restricted operation".
+void constraints_immediate() {
     ConstraintsSetStmt *stmt = makeNode(ConstraintsSetStmt);
     stmt->constraints = NIL;
     stmt->deferred = false;
     AfterTriggerSetState(stmt);
+}
+
+// Applies the submitter's role settings (ALTER ROLE r IN DATABASE d SET, then
+// ALTER ROLE r SET) as a login of that role would (postinit.c
+// process_settings), at the current GUC nest level so that AtEOXact_GUC takes
+// them back. Same sources and context as at login: a setting the daemon's
+// session holds from a higher-priority source (its connection parameters:
+// client_encoding, application_name) stays, one that cannot change after
+// connection start is skipped with a WARNING, as is SET role.
+void apply_role_settings(Oid submitter) {
+    Relation rel = table_open(DbRoleSettingRelationId, AccessShareLock);
+    Snapshot snapshot = RegisterSnapshot(GetCatalogSnapshot(DbRoleSettingRelationId));
+    ApplySetting(snapshot, MyDatabaseId, submitter, rel, PGC_S_DATABASE_USER);
+    ApplySetting(snapshot, InvalidOid, submitter, rel, PGC_S_USER);
+    UnregisterSnapshot(snapshot);
+    table_close(rel, AccessShareLock);
+}
+
+// statement_timeout is armed by PostgreSQL when the daemon's statement starts,
+// with the daemon's value; the step's value (its role setting) is known only
+// now, so the step arms its own timer and removes it when its SQL is done.
+// Returns whether it armed one.
+bool arm_statement_timeout() {
+    if (StatementTimeout > 0) {
+        enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
+        return true;
+    }
+    if (get_timeout_active(STATEMENT_TIMEOUT)) disable_timeout(STATEMENT_TIMEOUT, false);
+    return false;
+}
+
+// Removes the step's timer; a timeout that fired but is not yet processed
+// fails the step here (as a statement timeout), not the bookkeeping after it.
+void disarm_statement_timeout(bool armed) {
+    if (!armed) return;
+    disable_timeout(STATEMENT_TIMEOUT, true);
+    CHECK_FOR_INTERRUPTS();
 }
 
 // Builds {"rows":[...],"row_count":N} from the last statement's tuples, each
@@ -337,19 +439,27 @@ char *rows_to_json(MemoryContext cxt, SPITupleTable *table) {
     return buf.data;
 }
 
-// Session state a step may leave behind that the settings rollback does not
-// cover (DESIGN §2.4): its temporary objects and its session-level advisory
-// locks. Prepared statements, LISTEN and WITH HOLD cursors are left to the
-// daemon, which owns the connection.
+// Session state a step may leave behind that neither the restricted
+// operation refuses nor the settings rollback covers (DESIGN §2.4): its
+// session-level advisory locks and the sequence values currval/lastval would
+// show the next step. (Temporary objects, PREPARE, LISTEN and WITH HOLD
+// cursors are refused in a restricted operation; DISCARD TEMP stays as a
+// guard.) All of these are allowed inside a transaction, unlike DISCARD ALL.
 void reset_session_state() {
     ResetTempTableNamespace();            // DISCARD TEMP
     LockReleaseSession(USER_LOCKMETHOD);  // pg_advisory_unlock_all()
+    ResetSequenceCaches();                // DISCARD SEQUENCES
 }
 
 char *failure_text(MemoryContext cxt, const ErrorData *edata) {
     // COMMIT/ROLLBACK inside a procedure or DO block in a step: the same rule.
     const char *message = edata->sqlerrcode == ERRCODE_INVALID_TRANSACTION_TERMINATION ? kTransactionControl
                                                                                         : edata->message;
+    // SET ROLE, RESET ROLE, SET SESSION AUTHORIZATION (and set_config of
+    // either): PostgreSQL words it for SECURITY DEFINER functions.
+    if (edata->message_id != nullptr &&
+        strcmp(edata->message_id, "cannot set parameter \"%s\" within security-definer function") == 0)
+        message = kRoleChange;
     return MemoryContextStrdup(cxt, psprintf("%s%s", durable::protocol::kSqlFailedPrefix, message ? message : ""));
 }
 
@@ -361,27 +471,38 @@ char *cancelled_text(MemoryContext cxt, const char *reason) {
 // memory context and resource owner are restored on every path, as PL/pgSQL
 // does for an exception block. Errors in the step's SQL are caught and
 // described in `out`; errors in our own bookkeeping are re-thrown.
-void run_step_sql(MemoryContext cxt, const Activation &act, StepResult *out) {
+void run_step_sql(MemoryContext cxt, const Activation &act, Oid submitter, StepResult *out) {
     MemoryContext oldcontext = CurrentMemoryContext;
     ResourceOwner oldowner = CurrentResourceOwner;
     volatile bool in_bookkeeping = false;
+    volatile bool timer_armed = false;
 
     BeginInternalSubTransaction(nullptr);
     MemoryContextSwitchTo(oldcontext);
 
     PG_TRY();
     {
-        // Every setting the step changes — SET, SET LOCAL, set_config(),
-        // SET ROLE — is reverted below, before the bookkeeping and before this
-        // function returns, even on success. (A function's SET clause alone
-        // restores only the settings it names; a plain SET inside would
-        // otherwise outlive the call and leak into the next step.)
+        // Every setting the step changes — its role settings, SET, SET
+        // LOCAL, set_config() — is reverted below, before the bookkeeping and
+        // before this function returns, even on success. (A function's SET
+        // clause alone restores only the settings it names; a plain SET
+        // inside would otherwise outlive the call and leak into the next step.)
         int step_gucs = NewGUCNestLevel();
+        Oid daemon_user;
+        int daemon_context;
+        GetUserIdAndSecContext(&daemon_user, &daemon_context);
+        SetUserIdAndSecContext(submitter,
+                               daemon_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+        apply_role_settings(submitter);
+        constraints_immediate();
+        timer_armed = arm_statement_timeout();
         execute_user_sql(act.query);
         SPITupleTable *tuples = SPI_tuptable;  // the last statement's rows
-        check_deferred_constraints();
-        char *result = rows_to_json(cxt, tuples);
+        char *result = rows_to_json(cxt, tuples);  // as the submitter, with its settings
+        disarm_statement_timeout(timer_armed);
+        timer_armed = false;
         reset_session_state();
+        SetUserIdAndSecContext(daemon_user, daemon_context);
         AtEOXact_GUC(false, step_gucs);
 
         in_bookkeeping = true;
@@ -408,11 +529,13 @@ void run_step_sql(MemoryContext cxt, const Activation &act, StepResult *out) {
     PG_CATCH();
     {
         MemoryContextSwitchTo(oldcontext);
+        if (timer_armed) disable_timeout(STATEMENT_TIMEOUT, false);
         ErrorData *edata = CopyErrorData();
         FlushErrorState();
 
-        // Undoes the step's effects, settings, user id and locks (SPI frees
-        // what it allocated inside the subtransaction).
+        // Undoes the step's effects, settings, user id and security context
+        // (saved at subtransaction start) and locks (SPI frees what it
+        // allocated inside the subtransaction).
         RollbackAndReleaseCurrentSubTransaction();
         MemoryContextSwitchTo(oldcontext);
         CurrentResourceOwner = oldowner;
@@ -575,10 +698,12 @@ Datum df__run_step(PG_FUNCTION_ARGS) {
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
 
     // 1. and 2., as table owner.
+    check_caller(GetUserId());
     OwnerScope owner = enter_owner();
     check_secret(secret);
     pgd_mark_running_step();  // a DROP EXTENSION interrupts us instead of waiting
-    char *instance_status = read_instance(cxt, act, owner.user);
+    Oid submitter = InvalidOid;
+    char *instance_status = read_instance(cxt, act, &submitter);
     Claim claim = claim_activation(cxt, act, instance_status);
     leave_owner(owner);
 
@@ -600,9 +725,10 @@ Datum df__run_step(PG_FUNCTION_ARGS) {
         append_json_string_or_null(&out, claim.status);
         appendStringInfoChar(&out, '}');
     } else {
-        // 3. and 4., as the caller.
+        // 3. and 4., as the submitter.
         StepResult step = {STEP_FAILED, nullptr, nullptr, nullptr, false};
-        run_step_sql(cxt, act, &step);
+        step.error = submitter_refusal(cxt, act, submitter);
+        if (step.error == nullptr) run_step_sql(cxt, act, submitter, &step);
 
         // 5., as table owner, in the same transaction.
         owner = enter_owner();

@@ -25,7 +25,34 @@ TEST_CASE("df._run_step outcomes keep the result text exactly", "[daemon][execut
 
     CHECK(parse_run_step_outcome("{\"outcome\":\"instance_not_running\",\"status\":\"cancelled\"}").kind ==
           StepResult::Kind::instance_not_running);
-    CHECK(parse_run_step_outcome("not json").kind == StepResult::Kind::interrupted);
+}
+
+TEST_CASE("a malformed df._run_step outcome fails that step, never the daemon", "[daemon][executor]") {
+    // Each of these once crashed or confused the daemon (e.g. a completed
+    // outcome without a result); now each is a failed, unrecorded step.
+    for (const char *outcome : {
+             "not json", "", "[]", "{}", "{\"outcome\":1}", "{\"outcome\":\"completed\"}",
+             "{\"outcome\":\"completed\",\"result\":null}",
+             "{\"outcome\":\"completed\",\"result\":{\"rows\":{}}}",
+             "{\"outcome\":\"completed\",\"result\":{\"rows\":[]}}",
+             "{\"outcome\":\"completed\",\"result\":\"x\"}", "{\"outcome\":\"failed\"}",
+             "{\"outcome\":\"failed\",\"error\":7}", "{\"outcome\":\"cancelled\",\"error\":null}",
+             "{\"outcome\":\"duplicate\"}", "{\"outcome\":\"duplicate\",\"status\":\"completed\"}",
+             "{\"outcome\":\"duplicate\",\"status\":\"running\"}",
+             "{\"outcome\":\"duplicate\",\"status\":\"failed\",\"error\":[]}",
+             "{\"outcome\":\"instance_not_running\",\"status\":3}", "{\"outcome\":\"forged\"}"}) {
+        INFO(outcome);
+        const auto result = parse_run_step_outcome(outcome);
+        CHECK(result.kind == StepResult::Kind::failed);
+        CHECK_FALSE(result.recorded);
+        CHECK(result.error.rfind("SQL execution failed: unexpected df._run_step outcome: ", 0) == 0);
+    }
+    const auto dup_failed = parse_run_step_outcome(
+        "{\"outcome\":\"duplicate\",\"status\":\"failed\",\"result\":null,\"error\":\"SQL execution failed: x\"}");
+    CHECK(dup_failed.kind == StepResult::Kind::duplicate);
+    CHECK(dup_failed.error == "SQL execution failed: x");
+    CHECK(parse_run_step_outcome("{\"outcome\":\"instance_not_running\",\"status\":null}").kind ==
+          StepResult::Kind::instance_not_running);
 }
 
 TEST_CASE("connection failures carry the server's message", "[daemon][executor]") {

@@ -1,7 +1,8 @@
 -- df._run_step: the extension half of a SQL step (SPEC §10.2, §17; DESIGN
--- §2.2-§2.4). The daemon calls it as the submitting role; here SET ROLE
--- stands in for that connection. Instances use fixed ids so the output is
--- stable.
+-- §2.2-§2.4). The daemon calls it as its own role (pg_durable.worker_role;
+-- empty here: a superuser) and the step runs as the instance's submitter;
+-- engine_run below, SECURITY DEFINER of the superuser, stands in for the
+-- daemon's connection. Instances use fixed ids so the output is stable.
 CREATE EXTENSION IF NOT EXISTS pg_durable;
 
 CREATE ROLE regress_engine_alice LOGIN;
@@ -38,27 +39,28 @@ INSERT INTO df.nodes (id, instance_id, node_type, query, left_node, right_node, 
     ('b5000000', 'e5000002', 'SQL', 'SELECT 1', NULL, NULL, 'regress_engine_alice', current_database());
 
 -- Only the daemon may call it: no secret yet, then a wrong one, then NULL.
-SET ROLE regress_engine_alice;
 SELECT df._run_step('anything', 'e5000002', 'e5000002::1', 'b5000000', 1, 'SELECT 1', 1, NULL);
-RESET ROLE;
 INSERT INTO df._daemon_secret (secret) VALUES ('regress-secret');
-SET ROLE regress_engine_alice;
 SELECT df._run_step('wrong-secret', 'e5000002', 'e5000002::1', 'b5000000', 1, 'SELECT 1', 1, NULL);
 SELECT df._run_step(NULL, 'e5000002', 'e5000002::1', 'b5000000', 1, 'SELECT 1', 1, NULL);
+-- Nor with the secret, as any role but the daemon's: not the submitter
+-- (steps no longer log in as the submitter), not another role.
+SET ROLE regress_engine_alice;
+SELECT df._run_step('regress-secret', 'e5000002', 'e5000002::1', 'b5000000', 1, 'SELECT 1', 1, NULL);
+SET ROLE regress_engine_bob;
+SELECT df._run_step('regress-secret', 'e5000002', 'e5000002::1', 'b5000000', 1, 'SELECT 1', 1, NULL);
+RESET ROLE;
 SELECT count(*) AS nothing_recorded FROM df.instances i
  WHERE i.id = 'e5000002' AND i.status = 'pending';
-RESET ROLE;
 SELECT count(*) AS no_activations FROM df._activations;
 
--- Shorthand for the daemon's call (SECURITY INVOKER: runs as the current role).
+-- Shorthand for the daemon's call: SECURITY DEFINER, so it calls as the
+-- superuser (the daemon's role here) whatever role the session has set.
 CREATE FUNCTION engine_run(inst text, stamp text, node text, query text, finish jsonb DEFAULT NULL,
                            attempt int DEFAULT 1) RETURNS text
-    LANGUAGE sql AS $$ SELECT df._run_step('regress-secret', inst, stamp, node, 1, query, attempt, finish) $$;
-
--- A step runs only as the instance's submitter.
-SET ROLE regress_engine_bob;
-SELECT engine_run('e5000002', 'e5000002::1', 'b5000000', 'SELECT 1');
-RESET ROLE;
+    LANGUAGE sql SECURITY DEFINER
+    AS $$ SELECT df._run_step('regress-secret', inst, stamp, node, 1, query, attempt, finish) $$;
+GRANT EXECUTE ON FUNCTION engine_run TO PUBLIC;
 
 -- Results are row_to_json's rows, in column order, duplicate names kept.
 SET TimeZone = 'America/New_York';
@@ -130,29 +132,47 @@ SELECT engine_run('e5000002', 'e5000002::1', 'b5000010', 'SELECT pg_sleep(10)');
 RESET statement_timeout;
 
 -- Session state does not leak into the next step: settings (SET, SET LOCAL,
--- set_config, SET ROLE, the step's own df.in_workflow), temporary objects,
--- session advisory locks.
+-- set_config, the step's own df.in_workflow), session advisory locks. The
+-- step cannot change its role, even to one it is a member of, nor create
+-- temporary objects (a security-restricted operation).
 RESET ROLE;
 GRANT regress_engine_bob TO regress_engine_alice;
 SET ROLE regress_engine_alice;
 SELECT engine_run('e5000002', 'e5000002::1', 'b5000011',
     'SET work_mem = ''77MB''; SET LOCAL statement_timeout = ''5min''; '
     'SELECT set_config(''application_name'', ''leaked'', false); SET TimeZone = ''Asia/Tokyo''; '
-    'SET search_path = engine_ws; SET ROLE regress_engine_bob; '
-    'SELECT current_user AS who, current_setting(''df.in_workflow'') AS in_workflow, '
+    'SET search_path = engine_ws; '
+    'SELECT current_user AS who, session_user = current_user AS is_session_user, '
+    'current_setting(''df.in_workflow'') AS in_workflow, '
     'current_setting(''work_mem'') AS work_mem, ''2024-01-02 03:04:05+00''::timestamptz AS ts');
 SELECT current_user, current_setting('work_mem') AS work_mem, current_setting('statement_timeout') AS timeout,
        current_setting('application_name') = 'leaked' AS app_leaked, current_setting('TimeZone') AS tz,
        current_setting('search_path') AS search_path,
        current_setting('df.in_workflow', true) IS DISTINCT FROM 'true' AS not_in_workflow;
-SELECT engine_run('e5000002', 'e5000002::1', 'b5000012',
-    'CREATE TEMP TABLE step_temp (x int); INSERT INTO step_temp VALUES (1); SELECT pg_advisory_lock(4242); '
-    'SELECT x FROM step_temp');
+SELECT engine_run('e5000002', 'e5000002::1', 'b5000012', 'SET ROLE regress_engine_bob; SELECT 1');
+SELECT engine_run('e5000002', 'e5000002::1', 'b5000014', 'RESET ROLE; SELECT 1');
+SELECT engine_run('e5000002', 'e5000002::1', 'b5000015', 'SET SESSION AUTHORIZATION regress_engine_bob');
+SELECT engine_run('e5000002', 'e5000002::1', 'b5000016', 'CREATE TEMP TABLE step_temp (x int)');
+SELECT engine_run('e5000002', 'e5000002::1', 'b5000017', 'SELECT pg_advisory_lock(4242) AS locked');
 SELECT count(*) AS temp_left FROM pg_class WHERE relname = 'step_temp';
 SELECT count(*) AS advisory_left FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
 RESET ROLE;
 REVOKE regress_engine_bob FROM regress_engine_alice;
 RESET TimeZone;
+
+-- The submitter's role settings apply to its steps, and only there.
+ALTER ROLE regress_engine_alice SET work_mem = '3MB';
+ALTER ROLE regress_engine_alice IN DATABASE contrib_regression SET TimeZone = 'Asia/Tokyo';
+SELECT engine_run('e5000002', 'e5000002::1', 'b5000018',
+    'SELECT current_setting(''work_mem'') AS work_mem, current_setting(''TimeZone'') AS tz');
+SELECT current_setting('work_mem') AS work_mem_after, current_setting('TimeZone') = 'Asia/Tokyo' AS tz_leaked;
+ALTER ROLE regress_engine_alice RESET ALL;
+ALTER ROLE regress_engine_alice IN DATABASE contrib_regression RESET ALL;
+
+-- What a login would refuse, the step refuses: no LOGIN, no CONNECT.
+ALTER ROLE regress_engine_alice NOLOGIN;
+SELECT engine_run('e5000002', 'e5000002::1', 'b5000019', 'SELECT 1');
+ALTER ROLE regress_engine_alice LOGIN;
 
 -- What was recorded: activations, and their mirror on df.nodes (only b5000000
 -- exists as a node of e5000002).
