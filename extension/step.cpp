@@ -41,11 +41,9 @@ extern "C" {
 #include "postgres.h"
 #include "fmgr.h"
 #include "access/htup_details.h"
-#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
-#include "catalog/pg_db_role_setting.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/sequence.h"
@@ -64,7 +62,6 @@ extern "C" {
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
-#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
 }
@@ -370,20 +367,51 @@ void constraints_immediate() {
     AfterTriggerSetState(stmt);
 }
 
-// Applies the submitter's role settings (ALTER ROLE r IN DATABASE d SET, then
-// ALTER ROLE r SET) as a login of that role would (postinit.c
-// process_settings), at the current GUC nest level so that AtEOXact_GUC takes
-// them back. Same sources and context as at login: a setting the daemon's
-// session holds from a higher-priority source (its connection parameters:
-// client_encoding, application_name) stays, one that cannot change after
-// connection start is skipped with a WARNING, as is SET role.
-void apply_role_settings(Oid submitter) {
-    Relation rel = table_open(DbRoleSettingRelationId, AccessShareLock);
-    Snapshot snapshot = RegisterSnapshot(GetCatalogSnapshot(DbRoleSettingRelationId));
-    ApplySetting(snapshot, MyDatabaseId, submitter, rel, PGC_S_DATABASE_USER);
-    ApplySetting(snapshot, InvalidOid, submitter, rel, PGC_S_USER);
-    UnregisterSnapshot(snapshot);
-    table_close(rel, AccessShareLock);
+// The submitter's role settings, ALTER ROLE r SET first, then ALTER ROLE r IN
+// DATABASE d SET (which wins), as "name=value" items, read as table owner
+// before the identity switch (palloc'd in cxt).
+SPIPlanPtr role_settings_plan = nullptr;
+
+List *read_role_settings(MemoryContext cxt, Oid submitter) {
+    Oid types[2] = {OIDOID, OIDOID};
+    SPIPlanPtr plan = pgd::keep_plan(&role_settings_plan,
+        "SELECT item FROM pg_catalog.pg_db_role_setting s, "
+        "     pg_catalog.unnest(s.setconfig) WITH ORDINALITY AS u(item, n) "
+        "WHERE s.setrole = $1 AND s.setdatabase IN (0, $2) ORDER BY s.setdatabase <> 0, u.n",
+        2, types);
+    Datum values[2] = {ObjectIdGetDatum(submitter), ObjectIdGetDatum(MyDatabaseId)};
+    pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, true, 0), SPI_OK_SELECT,
+                    "read of pg_db_role_setting");
+    List *items = NIL;
+    for (uint64 i = 0; i < SPI_processed; ++i) {
+        char *item = copy_value(cxt, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+        if (item == nullptr) continue;
+        MemoryContext old = MemoryContextSwitchTo(cxt);
+        items = lappend(items, item);
+        MemoryContextSwitchTo(old);
+    }
+    SPI_freetuptable(SPI_tuptable);
+    return items;
+}
+
+// Applies the role settings at the current GUC nest level, so AtEOXact_GUC
+// takes them back. Not through ApplySetting: its login sources
+// (PGC_S_USER...) also rewrite the session's reset values, which a nest level
+// does not restore, so a role setting would outlive the step. As session
+// settings instead, with the login's context (PGC_SUSET: ALTER ROLE checked
+// the privilege). Skipped, as a login skips them: the connection's own
+// client_encoding and application_name (the daemon needs UTF8), and with a
+// WARNING what cannot change now (SET role, backend-only parameters).
+void apply_role_settings(List *items) {
+    ListCell *cell;
+    foreach (cell, items) {
+        char *name = nullptr;
+        char *value = nullptr;
+        ParseLongOption(static_cast<const char *>(lfirst(cell)), &name, &value);
+        if (value == nullptr) continue;
+        if (pg_strcasecmp(name, "client_encoding") == 0 || pg_strcasecmp(name, "application_name") == 0) continue;
+        (void)set_config_option(name, value, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SET, true, WARNING, false);
+    }
 }
 
 // statement_timeout is armed by PostgreSQL when the daemon's statement starts,
@@ -471,7 +499,8 @@ char *cancelled_text(MemoryContext cxt, const char *reason) {
 // memory context and resource owner are restored on every path, as PL/pgSQL
 // does for an exception block. Errors in the step's SQL are caught and
 // described in `out`; errors in our own bookkeeping are re-thrown.
-void run_step_sql(MemoryContext cxt, const Activation &act, Oid submitter, StepResult *out) {
+void run_step_sql(MemoryContext cxt, const Activation &act, Oid submitter, List *role_settings,
+                  StepResult *out) {
     MemoryContext oldcontext = CurrentMemoryContext;
     ResourceOwner oldowner = CurrentResourceOwner;
     volatile bool in_bookkeeping = false;
@@ -493,7 +522,7 @@ void run_step_sql(MemoryContext cxt, const Activation &act, Oid submitter, StepR
         GetUserIdAndSecContext(&daemon_user, &daemon_context);
         SetUserIdAndSecContext(submitter,
                                daemon_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-        apply_role_settings(submitter);
+        apply_role_settings(role_settings);
         constraints_immediate();
         timer_armed = arm_statement_timeout();
         execute_user_sql(act.query);
@@ -728,7 +757,12 @@ Datum df__run_step(PG_FUNCTION_ARGS) {
         // 3. and 4., as the submitter.
         StepResult step = {STEP_FAILED, nullptr, nullptr, nullptr, false};
         step.error = submitter_refusal(cxt, act, submitter);
-        if (step.error == nullptr) run_step_sql(cxt, act, submitter, &step);
+        if (step.error == nullptr) {
+            owner = enter_owner();
+            List *role_settings = read_role_settings(cxt, submitter);
+            leave_owner(owner);
+            run_step_sql(cxt, act, submitter, role_settings, &step);
+        }
 
         // 5., as table owner, in the same transaction.
         owner = enter_owner();
