@@ -12,8 +12,8 @@ long count_of(EngineCluster &ec, const std::string &sql, const std::string &db =
     return std::stol(ec.cluster().query_value(sql, db).value_or("-1"));
 }
 
-constexpr const char *kSleepingAlice =
-    "SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' AND wait_event = 'PgSleep'";
+constexpr const char *kSleepingStep =
+    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_durable step' AND wait_event = 'PgSleep'";
 
 }  // namespace
 
@@ -21,13 +21,13 @@ TEST_CASE("engine: df.cancel interrupts a running pg_sleep(60) within a second",
     EngineCluster ec;
     ec.cluster().exec("CREATE TABLE cancel_rows (i int); GRANT ALL ON cancel_rows TO alice");
     const auto id = ec.start("'INSERT INTO cancel_rows VALUES (1); SELECT pg_sleep(60)' ~> 'INSERT INTO cancel_rows VALUES (2)'");
-    REQUIRE_EVENTUALLY(count_of(ec, kSleepingAlice) == 1, 20s, ec.diagnostics(id));
+    REQUIRE_EVENTUALLY(count_of(ec, kSleepingStep) == 1, 20s, ec.diagnostics(id));
 
     CHECK(ec.query("alice", "SELECT df.cancel(" + lit(id) + ", 'stop now')") ==
           std::optional<std::string>("Instance " + id + " cancelled: stop now"));
     CHECK(ec.status(id) == "cancelled");
     // The statement ends within a second.
-    REQUIRE_EVENTUALLY(count_of(ec, kSleepingAlice) == 0, 1s, ec.diagnostics(id));
+    REQUIRE_EVENTUALLY(count_of(ec, kSleepingStep) == 0, 1s, ec.diagnostics(id));
     const auto sql_node = "query LIKE '%pg_sleep(60)%'";
     REQUIRE_EVENTUALLY(ec.node(id, "status", sql_node) == "cancelled", 5s, ec.diagnostics(id));
     CHECK(ec.node(id, "error", sql_node) == "Cancelled: stop now");
@@ -49,10 +49,10 @@ TEST_CASE("engine: a RACE loser's running statement is rolled back", "[engine]")
     ec.cluster().exec("CREATE TABLE race_rows (i int); GRANT ALL ON race_rows TO alice");
     const auto id = ec.start("'INSERT INTO race_rows VALUES (1); SELECT pg_sleep(60)' | "
                              "(df.sleep(1) ~> $$SELECT 'win' AS w$$)");
-    REQUIRE_EVENTUALLY(count_of(ec, kSleepingAlice) == 1, 20s, ec.diagnostics(id));
+    REQUIRE_EVENTUALLY(count_of(ec, kSleepingStep) == 1, 20s, ec.diagnostics(id));
     CHECK(ec.await(id, 15s) == "completed");
     CHECK(ec.result(id) == R"({"rows":[{"w":"win"}],"row_count":1})");
-    REQUIRE_EVENTUALLY(count_of(ec, kSleepingAlice) == 0, 2s, ec.diagnostics(id));
+    REQUIRE_EVENTUALLY(count_of(ec, kSleepingStep) == 0, 2s, ec.diagnostics(id));
     const auto loser = "query LIKE '%pg_sleep(60)%'";
     REQUIRE_EVENTUALLY(ec.node(id, "status", loser) == "cancelled", 5s, ec.diagnostics(id));
     CHECK(ec.node(id, "error", loser) == "Branch cancelled after losing RACE");
@@ -80,8 +80,10 @@ TEST_CASE("engine: roles cannot see or touch each other's instances; steps run w
     CHECK(ec.status(waiting) == "running");
 
     CHECK(ec.await(who) == "completed");
+    // current_user is the submitter; the session is the daemon's own login.
     CHECK(ec.query("bob", "SELECT df.result(" + lit(who) + ")") ==
-          std::optional<std::string>(R"({"rows":[{"s":"bob","c":"bob"}],"row_count":1})"));
+          std::optional<std::string>(R"({"rows":[{"s":")" + ec.cluster().superuser() +
+                                     R"(","c":"bob"}],"row_count":1})"));
     CHECK_FALSE(ec.query("alice", "SELECT df.result(" + lit(who) + ")"));
 
     CHECK(ec.await(denied) == "failed");

@@ -54,8 +54,8 @@ TEST_CASE("engine: kill -9 of the daemon mid-step; the step's effects land exact
     EngineCluster ec;
     ec.cluster().exec("CREATE TABLE once_rows (i int); GRANT ALL ON once_rows TO alice");
     const auto id = ec.start("'INSERT INTO once_rows VALUES (1); SELECT pg_sleep(2) AS slept' ~> 'SELECT 42 AS done'");
-    // The step is running: its backend sleeps as alice.
-    REQUIRE_EVENTUALLY(count_of(ec, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' "
+    // The step is running: its backend (the daemon's step connection) sleeps.
+    REQUIRE_EVENTUALLY(count_of(ec, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_durable step' "
                                            "AND wait_event = 'PgSleep'") == 1,
                               20s, ec.diagnostics(id));
     ec.kill_daemon();

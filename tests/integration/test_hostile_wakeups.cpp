@@ -29,8 +29,8 @@ void notify_as(EngineCluster &ec, const std::string &role, const std::string &pa
     tx.exec("NOTIFY df_wakeup, " + lit(payload));
 }
 
-constexpr const char *kSleepingAlice =
-    "SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' AND wait_event = 'PgSleep'";
+constexpr const char *kSleepingStep =
+    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_durable step' AND wait_event = 'PgSleep'";
 
 }  // namespace
 
@@ -42,7 +42,7 @@ TEST_CASE("hostile: forged wake-ups of every kind neither stop nor disturb anoth
     const auto pid = ec.daemon()->pid();
     const auto id = ec.start("'INSERT INTO victim_rows VALUES (1); SELECT pg_sleep(2)' ~> "
                              "'INSERT INTO victim_rows VALUES (2)' ~> 'SELECT count(*) AS n FROM victim_rows'");
-    REQUIRE_EVENTUALLY(count_of(ec, kSleepingAlice) == 1, 20s, ec.diagnostics(id));
+    REQUIRE_EVENTUALLY(count_of(ec, kSleepingStep) == 1, 20s, ec.diagnostics(id));
 
     for (const char *kind : {"cancel:", "start:", "signal:"}) notify_as(ec, "mallory", kind + id);
     notify_as(ec, "mallory", "cancel:" + id + "x");

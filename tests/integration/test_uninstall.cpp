@@ -17,8 +17,8 @@ long count_of(EngineCluster &ec, const std::string &sql) {
     return std::stol(ec.cluster().query_value(sql).value_or("-1"));
 }
 
-constexpr const char *kSleepingAlice =
-    "SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' AND wait_event = 'PgSleep'";
+constexpr const char *kSleepingStep =
+    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_durable step' AND wait_event = 'PgSleep'";
 
 }  // namespace
 
@@ -28,7 +28,7 @@ TEST_CASE("uninstall: DROP EXTENSION interrupts running steps instead of waiting
     const auto pid = ec.daemon()->pid();
     const auto a = ec.start("'INSERT INTO drop_rows VALUES (1); SELECT pg_sleep(60)'");
     const auto b = ec.start("df.sleep(1) ~> 'SELECT 1'" " & 'SELECT pg_sleep(60)'");
-    REQUIRE_EVENTUALLY(count_of(ec, kSleepingAlice) == 2, 20s, ec.diagnostics(a) + ec.diagnostics(b));
+    REQUIRE_EVENTUALLY(count_of(ec, kSleepingStep) == 2, 20s, ec.diagnostics(a) + ec.diagnostics(b));
 
     const auto started = std::chrono::steady_clock::now();
     {
@@ -45,7 +45,7 @@ TEST_CASE("uninstall: DROP EXTENSION interrupts running steps instead of waiting
     }
     const auto took = std::chrono::steady_clock::now() - started;
     CHECK(took < 5s);
-    REQUIRE_EVENTUALLY(count_of(ec, kSleepingAlice) == 0, 5s, ec.daemon()->log());
+    REQUIRE_EVENTUALLY(count_of(ec, kSleepingStep) == 0, 5s, ec.daemon()->log());
     CHECK(count_of(ec, "SELECT count(*) FROM drop_rows") == 0);  // rolled back
     CHECK(count_of(ec, "SELECT count(*) FROM pg_namespace WHERE nspname = 'df'") == 0);
 
