@@ -50,16 +50,18 @@ CREATE TABLE df._signals (
 );
 CREATE INDEX _signals_fifo_idx ON df._signals (instance_id, signal_name, seq);
 
--- Runs one SQL step for the daemon, on a connection authenticated as the
--- submitting role, and records its completion in the same transaction
+-- Runs one SQL step for the daemon, called on the daemon's own connection
+-- (its role: pg_durable.worker_role, else a superuser), as the submitting
+-- role (a security-restricted identity switch, DESIGN §2.4), and records its
+-- completion in the same transaction
 -- (exactly-once, one commit per step; DESIGN §2.2, §2.3). Returns an outcome
 -- JSON object: completed / failed / cancelled / duplicate / instance_not_running.
 -- The SET clause marks the step's SQL as running inside a workflow; PostgreSQL
 -- restores it when the function exits. Every other setting the step changes
--- (SET, SET LOCAL, set_config, SET ROLE) is reverted by the function itself
--- before it returns, so nothing leaks into the next step on that connection.
--- Callable by anyone with USAGE on df, but it refuses every caller that does
--- not present the active daemon's secret.
+-- (role settings, SET, SET LOCAL, set_config) is reverted by the function
+-- itself before it returns, so nothing leaks into the next step on that
+-- connection. Callable by anyone with USAGE on df, but it refuses every caller
+-- that is not the daemon's role or does not present the active daemon's secret.
 CREATE FUNCTION df._run_step(secret text, instance_id text, stamp text, node_id text,
                              execution bigint, query text, attempt int, finish jsonb)
     RETURNS text
