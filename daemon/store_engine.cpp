@@ -93,6 +93,23 @@ bool lock_live_instance(pqxx::work &tx, const std::string &instance_id) {
     return status == "pending" || status == "running";
 }
 
+// Whether this session's worker epoch (store::bind_session_epoch) is still
+// the attached one, share-locking its row until the transaction ends: the
+// fence of writes that lock no instance row (lock_live_instance joins it).
+bool holds_epoch(pqxx::work &tx) {
+    return !tx.exec("SELECT 1 FROM df._worker_epoch "
+                    "WHERE epoch_id = pg_catalog.current_setting('df_daemon.epoch')::uuid FOR KEY SHARE")
+                .empty();
+}
+
+// A text[] literal of instance ids. The ids were validated as 8 lower-case
+// hex digits (parse_wakeup) or came from df.instances: nothing to quote.
+std::string id_array(const std::vector<std::string> &ids) {
+    std::string array = "{";
+    for (const auto &id : ids) array += (array.size() > 1 ? "," : "") + id;
+    return array + "}";
+}
+
 // The execution an activation belongs to: the generation of its stamp's
 // root scope, so rows written in the batch that starts a root loop's next
 // execution are numbered right even when nested.
@@ -303,14 +320,9 @@ std::optional<InstanceState> instance_state(pqxx::connection &conn, const std::s
 }
 
 void mark_running(pqxx::connection &conn, const std::vector<std::string> &ids) {
-    std::string array = "{";
-    for (const auto &id : ids) array += (array.size() > 1 ? "," : "") + id;  // ids from df.instances
-    array += "}";
+    const std::string array = id_array(ids);
     pqxx::work tx(conn);
-    if (tx.exec("SELECT 1 FROM df._worker_epoch "
-                "WHERE epoch_id = pg_catalog.current_setting('df_daemon.epoch')::uuid FOR KEY SHARE")
-            .empty())
-        return;
+    if (!holds_epoch(tx)) return;
     tx.exec_params("UPDATE df.instances i SET status = 'running', updated_at = now() "
                    "FROM (SELECT id FROM df.instances WHERE id = ANY ($1::text[]) AND status = 'pending' "
                    "      FOR NO KEY UPDATE SKIP LOCKED) p WHERE i.id = p.id",
@@ -320,11 +332,7 @@ void mark_running(pqxx::connection &conn, const std::vector<std::string> &ids) {
 
 std::vector<NamedInstanceState> instance_states(pqxx::connection &conn, const std::vector<std::string> &ids,
                                                 bool all_active) {
-    // The ids were validated as 8 lower-case hex digits (parse_wakeup) or
-    // came from df.instances: a plain array literal is safe.
-    std::string array = "{";
-    for (const auto &id : ids) array += (array.size() > 1 ? "," : "") + id;
-    array += "}";
+    const std::string array = id_array(ids);
     pqxx::read_transaction tx(conn);
     std::vector<NamedInstanceState> out;
     for (const auto &row : tx.exec_params("SELECT id, status, error FROM df.instances WHERE id = ANY ($1::text[]) "
@@ -344,10 +352,7 @@ void record_cancelled(pqxx::connection &conn, const std::string &instance_id, st
     pqxx::work tx(conn);
     // No instance lock (the step has ended; see docs/ARCHITECTURE.md "Lock
     // order"), but the same epoch fence as every other write.
-    if (tx.exec("SELECT 1 FROM df._worker_epoch "
-                "WHERE epoch_id = pg_catalog.current_setting('df_daemon.epoch')::uuid FOR KEY SHARE")
-            .empty())
-        return;
+    if (!holds_epoch(tx)) return;
     for (const auto &[stamp, node_id] : steps) {
         ActivationWrite w;
         w.stamp = stamp;
