@@ -6,17 +6,6 @@
 
 using namespace pgd::test;
 
-namespace {
-
-long count_of(EngineCluster &ec, const std::string &sql, const std::string &db = "postgres") {
-    return std::stol(ec.cluster().query_value(sql, db).value_or("-1"));
-}
-
-constexpr const char *kSleepingStep =
-    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_durable step' AND wait_event = 'PgSleep'";
-
-}  // namespace
-
 TEST_CASE("engine: df.cancel interrupts a running pg_sleep(60) within a second", "[engine]") {
     EngineCluster ec;
     ec.cluster().exec("CREATE TABLE cancel_rows (i int); GRANT ALL ON cancel_rows TO alice");

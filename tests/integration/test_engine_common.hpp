@@ -24,6 +24,10 @@ inline std::string lit(const std::string &text) {
     return out + "'";
 }
 
+// How many step backends sleep in pg_sleep right now.
+constexpr const char *kSleepingStep =
+    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_durable step' AND wait_event = 'PgSleep'";
+
 class EngineCluster {
 public:
     // Roles "alice" and "bob" (LOGIN, df usage, CREATE on public);
@@ -58,5 +62,11 @@ private:
     TestCluster cluster_;
     std::unique_ptr<DaemonProcess> daemon_;
 };
+
+// The first column of the first row of `sql` (superuser, in `db`) as a
+// number; -1 when there is no row.
+inline long count_of(EngineCluster &ec, const std::string &sql, const std::string &db = "postgres") {
+    return std::stol(ec.cluster().query_value(sql, db).value_or("-1"));
+}
 
 }  // namespace pgd::test

@@ -8,14 +8,6 @@
 
 using namespace pgd::test;
 
-namespace {
-
-long count_of(EngineCluster &ec, const std::string &sql) {
-    return std::stol(ec.cluster().query_value(sql).value_or("-1"));
-}
-
-}  // namespace
-
 TEST_CASE("engine: immediate server shutdown mid-way through a 200-step chain; exactly 200 rows after restart",
           "[engine]") {
     EngineCluster ec;

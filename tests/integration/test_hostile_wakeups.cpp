@@ -16,10 +16,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-long count_of(EngineCluster &ec, const std::string &sql) {
-    return std::stol(ec.cluster().query_value(sql).value_or("-1"));
-}
-
 // An attacker with LOGIN only: no df usage, no grants.
 void create_mallory(EngineCluster &ec) { ec.cluster().exec("CREATE ROLE mallory LOGIN"); }
 
@@ -28,9 +24,6 @@ void notify_as(EngineCluster &ec, const std::string &role, const std::string &pa
     pqxx::nontransaction tx(conn);
     tx.exec("NOTIFY df_wakeup, " + lit(payload));
 }
-
-constexpr const char *kSleepingStep =
-    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_durable step' AND wait_event = 'PgSleep'";
 
 }  // namespace
 

@@ -11,17 +11,6 @@
 using namespace pgd::test;
 using namespace std::chrono_literals;
 
-namespace {
-
-long count_of(EngineCluster &ec, const std::string &sql) {
-    return std::stol(ec.cluster().query_value(sql).value_or("-1"));
-}
-
-constexpr const char *kSleepingStep =
-    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_durable step' AND wait_event = 'PgSleep'";
-
-}  // namespace
-
 TEST_CASE("uninstall: DROP EXTENSION interrupts running steps instead of waiting for them", "[hostile]") {
     EngineCluster ec;
     ec.cluster().exec("CREATE TABLE drop_rows (i int); GRANT ALL ON drop_rows TO alice");
