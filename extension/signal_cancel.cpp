@@ -33,6 +33,7 @@ extern "C" {
 #include <cctype>
 #include <cstring>
 
+#include "common/protocol.hpp"
 #include "extension/spi_util.hpp"
 
 extern "C" {
@@ -161,14 +162,16 @@ Datum df_cancel(PG_FUNCTION_ARGS) {
     if (visible_status(instance_id) == nullptr) not_found(instance_id);
 
     pgd::SavedUser saved = pgd::become_table_owner();
-    Oid types[2] = {TEXTOID, TEXTOID};
+    Oid types[3] = {TEXTOID, TEXTOID, TEXTOID};
     // A terminal instance is left unchanged (the WHERE re-checks the latest
     // committed status); pending and running ones become cancelled at once.
     SPIPlanPtr cancel_instance = pgd::keep_plan(&cancel_instance_plan,
         "UPDATE df.instances SET status = 'cancelled', error = $2, updated_at = clock_timestamp() "
         "WHERE id = $1 AND status IN ('pending', 'running')",
         2, types);
-    Datum values[2] = {CStringGetTextDatum(instance_id), CStringGetTextDatum(reason)};
+    // $3: the node error prefix of the step protocol (common/protocol.hpp).
+    Datum values[3] = {CStringGetTextDatum(instance_id), CStringGetTextDatum(reason),
+                       CStringGetTextDatum(durable::protocol::kCancelledPrefix)};
     pgd::expect_spi(SPI_execute_plan(cancel_instance, values, nullptr, false, 0), SPI_OK_UPDATE,
                     "cancel of df.instances");
     bool cancelled = SPI_processed == 1;
@@ -178,7 +181,7 @@ Datum df_cancel(PG_FUNCTION_ARGS) {
         SPIPlanPtr rest = pgd::keep_plan(&cancel_rest_plan,
             "WITH acts AS ("
             "  UPDATE df._activations a"
-            "     SET status = 'cancelled', error = 'Cancelled: ' || $2,"
+            "     SET status = 'cancelled', error = $3 || $2,"
             "         completed_at = clock_timestamp(), updated_at = clock_timestamp()"
             "    FROM (SELECT instance_id, stamp, node_id FROM df._activations"
             "           WHERE instance_id = $1 AND status IN ('pending', 'running')"
@@ -187,14 +190,14 @@ Datum df_cancel(PG_FUNCTION_ARGS) {
             "  RETURNING a.node_id),"
             " nodes AS ("
             "  UPDATE df.nodes n"
-            "     SET status = 'cancelled', error = 'Cancelled: ' || $2,"
+            "     SET status = 'cancelled', error = $3 || $2,"
             "         completed_at = clock_timestamp(), updated_at = clock_timestamp()"
             "    FROM acts"
             "   WHERE n.instance_id = $1 AND n.id = acts.node_id AND n.status IN ('pending', 'running')"
             "  RETURNING 1),"
             " sig AS (DELETE FROM df._signals s WHERE s.instance_id = $1 RETURNING 1)"
             " SELECT (SELECT count(*) FROM acts), (SELECT count(*) FROM nodes), (SELECT count(*) FROM sig)",
-            2, types);
+            3, types);
         pgd::expect_spi(SPI_execute_plan(rest, values, nullptr, false, 0), SPI_OK_SELECT, "cancel of activations");
     }
     pgd::restore_user(saved);
