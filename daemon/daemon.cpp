@@ -14,7 +14,7 @@ Daemon::Daemon(const CommandLine &cmd, LifecycleTiming timing)
       signals_(io_, SIGTERM, SIGINT, SIGHUP),
       parent_lifeline_(io_),
       link_(io_, connection_string(cmd)),
-      work_(io_, connection_string(cmd)),
+      work_(io_, postgres_parts(io_, connection_string(cmd))),
       lifecycle_(io_, link_, work_, timing, [this](int code) { on_finished(code); },
                  [](int code) { exit_now(code); }) {
     if (cmd.parent_fd >= 0) {

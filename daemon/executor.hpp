@@ -86,29 +86,42 @@ std::string primary_message(const std::string &what);
 // to leave, succeeds at once when no step runs in that database.
 constexpr std::chrono::milliseconds kIdleConnectionTimeout{3000};
 
-class Executor {
+// Runs SQL steps; the orchestrator's view of the Executor (a fake one in
+// the orchestrator's unit tests).
+class StepRunner {
 public:
     using Done = std::function<void(StepResult)>;
+    virtual ~StepRunner() = default;
+
+    // extension_database: where df._run_step exists (pg_durable.database).
+    virtual void configure(int max_connections, int acquire_timeout_seconds, std::string extension_database) = 0;
+    virtual void set_secret(std::string secret) = 0;
+    // Runs a step when a connection is free; `done` runs on the io thread.
+    virtual void run(StepRequest request, Done done) = 0;
+    // Interrupts the step (instance, stamp, node) if it is running. True when
+    // it was running: its `done` still runs when its transaction has ended. A
+    // queued step is dropped (its `done` never runs): false.
+    virtual bool cancel(const std::string &instance_id, const std::string &stamp, const std::string &node_id) = 0;
+    // Forgets queued steps (their callbacks never run) and closes every connection.
+    virtual void stop() = 0;
+};
+
+class Executor final : public StepRunner {
+public:
 
     Executor(boost::asio::io_context &io, std::string base_conninfo,
              std::chrono::milliseconds idle_timeout = kIdleConnectionTimeout);
-    ~Executor();
+    ~Executor() override;
     Executor(const Executor &) = delete;
     Executor &operator=(const Executor &) = delete;
 
-    // extension_database: where df._run_step exists (pg_durable.database).
-    void configure(int max_connections, int acquire_timeout_seconds, std::string extension_database);
-    void set_secret(std::string secret) { secret_ = std::move(secret); }
-
-    // Runs a step when a connection is free; `done` runs on the io thread.
-    void run(StepRequest request, Done done);
-    // Interrupts the step (instance, stamp, node) if it is running (PQcancel
-    // through pg_cancel_backend on a separate session, off the io thread).
-    // True when it was running: its `done` still runs when its transaction
-    // has ended. A queued step is dropped (its `done` never runs): false.
-    bool cancel(const std::string &instance_id, const std::string &stamp, const std::string &node_id);
-    // Forgets queued steps (their callbacks never run) and closes every connection.
-    void stop();
+    void configure(int max_connections, int acquire_timeout_seconds, std::string extension_database) override;
+    void set_secret(std::string secret) override { secret_ = std::move(secret); }
+    void run(StepRequest request, Done done) override;
+    // A running step is interrupted through pg_cancel_backend of its backend
+    // on a separate session, off the io thread.
+    bool cancel(const std::string &instance_id, const std::string &stamp, const std::string &node_id) override;
+    void stop() override;
 
 private:
     struct Connection;

@@ -52,33 +52,46 @@ struct StepKey {
     }
 };
 
-class HttpClient {
+// Runs HTTP steps; the orchestrator's view of the HttpClient (a fake one in
+// the orchestrator's unit tests).
+class StepClient {
+public:
+    virtual ~StepClient() = default;
+    virtual void set_max_concurrency(int limit) = 0;
+    virtual void run(const StepKey &key, const std::string &config, const std::string &idempotency_key,
+                     const Limits &limits, std::function<void(Result)> done) = 0;
+    virtual bool cancel(const StepKey &key) = 0;
+    virtual std::size_t cancel_instance(const std::string &instance_id) = 0;
+    virtual void stop() = 0;
+};
+
+class HttpClient final : public StepClient {
 public:
     explicit HttpClient(boost::asio::io_context &io, int max_concurrency = 64);
-    ~HttpClient();
+    ~HttpClient() override;
     HttpClient(const HttpClient &) = delete;
     HttpClient &operator=(const HttpClient &) = delete;
 
     // pg_durable.max_http_concurrency (at least 1). Applies to attempts
     // admitted from now on: a lower limit lets running ones finish, a higher
     // one admits queued ones at once.
-    void set_max_concurrency(int limit);
+    void set_max_concurrency(int limit) override;
 
     // `config` is the HTTP node's JSON ({"url","method","body","headers",
     // "timeout_seconds"}) after substitution. `done` runs on the io thread,
     // never after stop(), destruction or a cancel of `key`. A second run of a
     // key still in flight supersedes the first (which is aborted).
     void run(const StepKey &key, const std::string &config, const std::string &idempotency_key,
-             const Limits &limits, std::function<void(Result)> done);
+             const Limits &limits, std::function<void(Result)> done) override;
 
     // Aborts the step, wherever it is (queued, in flight, waiting to retry);
     // false when there is none under `key`.
-    bool cancel(const StepKey &key);
+    bool cancel(const StepKey &key) override;
     // Aborts every step of the instance; how many there were.
-    std::size_t cancel_instance(const std::string &instance_id);
+    std::size_t cancel_instance(const std::string &instance_id) override;
 
     // Abandons every request (their `done` never runs).
-    void stop();
+    void stop() override;
 
     // Attempts holding a slot, and steps waiting for one.
     std::size_t in_flight() const;

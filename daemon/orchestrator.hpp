@@ -3,11 +3,19 @@
 //
 // It lives on the io thread. Per instance it keeps an InstanceRun (the pure
 // interpreter) and carries out its Effects strictly in order: interrupt
-// cancelled steps, commit the writes (one transaction on the state
-// connection), then start steps, arm timers and register signal waits. The
-// state connection's DbWorker runs every bookkeeping transaction in order.
-// Nothing polls: NOTIFY wakes it, timers fire at due times, and a re-attach
-// (lost LISTEN connection) triggers a full rescan.
+// cancelled steps, commit the writes (through the EngineStore), then start
+// steps, arm timers and register signal waits. Nothing polls: NOTIFY wakes
+// it, timers fire at due times, and a re-attach (lost LISTEN connection)
+// triggers a full rescan.
+//
+// Its jobs live in one file each:
+//   orchestrator.cpp          attaching, the instance table and the effect pump
+//   orchestrator_steps.cpp    SQL and HTTP steps and what their ends mean (step_outcome.hpp)
+//   orchestrator_signals.cpp  signal delivery (signal_delivery.hpp)
+//   orchestrator_upkeep.cpp   wake-up hints, cancels, 'running' marks, contained failures
+// Everything it touches outside the io thread sits behind an interface
+// (EngineStore, StepRunner, http::StepClient), so its policies are
+// unit-tested with fakes (tests/unit/test_daemon_orchestrator.cpp).
 #pragma once
 
 #include <chrono>
@@ -21,24 +29,35 @@
 #include <tuple>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/system_timer.hpp>
-#include <pqxx/pqxx>
 
-#include "daemon/db_worker.hpp"
+#include "daemon/engine_store.hpp"
 #include "daemon/executor.hpp"
 #include "daemon/http.hpp"
 #include "daemon/interpreter.hpp"
 #include "daemon/retention_sweeper.hpp"
-#include "daemon/store_engine.hpp"
+#include "daemon/wakeup.hpp"
 #include "daemon/work.hpp"
 
 namespace pgd::daemon {
 
+// What the orchestrator works through. `sweeper` may be null (no retention).
+struct OrchestratorParts {
+    std::unique_ptr<EngineStore> store;
+    std::unique_ptr<StepRunner> steps;
+    std::unique_ptr<http::StepClient> http;
+    std::unique_ptr<RetentionSweeper> sweeper;
+};
+
+// The real parts: PostgreSQL through `conninfo`, the network for HTTP.
+OrchestratorParts postgres_parts(boost::asio::io_context &io, const std::string &conninfo);
+
 class Orchestrator final : public WorkHandler {
 public:
-    Orchestrator(boost::asio::io_context &io, std::string conninfo);
+    Orchestrator(boost::asio::io_context &io, OrchestratorParts parts);
     ~Orchestrator() override;
+    Orchestrator(const Orchestrator &) = delete;
+    Orchestrator &operator=(const Orchestrator &) = delete;
 
     void on_attached(const AttachInfo &info) override;
     void on_wakeups(const WakeupBatch &batch) override;
@@ -46,55 +65,54 @@ public:
     void drain(std::function<void()> done) override;
     void on_detached() override;
 
+    // Instances it runs now (for tests and logs).
+    std::size_t instance_count() const { return instances_.size(); }
+
 private:
     struct Instance;
     using Key = durable::engine::RecordKey;
+    using StepId = std::tuple<std::string, std::string, std::string>;  // (instance, stamp, node)
 
-    // Runs `job` on the state connection (connected lazily), then `then` on
-    // the io thread with its result. A failed job is retried on its own after
-    // a backoff; for_instance ties the job to one instance, which fails when
-    // the job keeps failing with an error that is not transient.
-    template <class R>
-    void on_state(std::function<R(pqxx::connection &)> job, std::function<void(R)> then);
-    template <class R>
-    void for_instance(const std::string &id, std::function<R(pqxx::connection &)> job,
-                      std::function<void(R)> then);
-    template <class R>
-    void submit(std::optional<std::string> instance, std::function<R(pqxx::connection &)> job,
-                std::function<void(R)> then, int attempt);
-    void fail_after_bookkeeping_error(const std::string &id, const std::string &error);
-
+    // orchestrator.cpp: the instance table and the effect pump.
     void rescan();
     void load(const std::string &id);
     void start_instance(store::LoadedInstance loaded);
     void push(Instance &inst, durable::engine::Effects effects);
     void pump(const std::string &id);
     void carry_out(Instance &inst, durable::engine::Effects effects);
+    void arm(Instance &inst, const durable::engine::TimerArm &timer);
+    Instance *find(const std::string &id);
+    void forget(const std::string &id);
+    durable::engine::EngineSettings engine_settings() const;
+
+    // orchestrator_steps.cpp: steps and their ends.
     void run_step(Instance &inst, durable::engine::StepRun step, int attempt);
     void on_step_result(const std::string &id, const durable::engine::StepRun &step, int attempt, StepResult result);
-    void feed_step(const std::string &id, const std::string &stamp, const std::string &node_id,
-                   durable::engine::Outcome outcome);
+    void rerun_if_wanted(const std::string &id, const durable::engine::StepRun &step, int attempt);
+    void feed_step(const std::string &id, const durable::engine::StepRun &step, durable::engine::Outcome outcome);
     void run_http(Instance &inst, const durable::engine::HttpRun &http);
-    void arm(Instance &inst, const durable::engine::TimerArm &timer);
+    bool interrupt(const std::string &id, const Key &step);
+    void write_deferred_record(const StepId &step);
+
+    // orchestrator_signals.cpp
     void deliver_signals(const std::string &id);
+
+    // orchestrator_upkeep.cpp
     void reconcile_wakeups();
     void cancel_instance(const std::string &id, const store::InstanceState &state);
-    void forget(const std::string &id);
+    void mark_running();
+    void fail_after_bookkeeping_error(const std::string &id, const std::string &error);
     // Runs `work` on behalf of instance `id`; an exception out of it fails
     // that instance and stays there (DESIGN §2.13).
     void guarded(const std::string &id, const std::function<void()> &work);
-    Instance *find(const std::string &id);
-    durable::engine::EngineSettings engine_settings() const;
 
     boost::asio::io_context &io_;
-    std::string conninfo_;
-    std::unique_ptr<DbWorker> state_worker_;
-    std::shared_ptr<std::unique_ptr<pqxx::connection>> state_conn_;  // touched by state_worker_ jobs only
-    Executor executor_;
-    http::HttpClient http_client_;  // HTTP steps (SPEC §14)
+    std::unique_ptr<EngineStore> store_;
+    std::unique_ptr<StepRunner> steps_;
+    std::unique_ptr<http::StepClient> http_;
+    std::unique_ptr<RetentionSweeper> sweeper_;  // retention on its own connection (SPEC §17); may be null
     ServerSettings settings_;
     bool attached_ = false;
-    std::string epoch_;  // the worker epoch of this attachment: fences every bookkeeping write
     std::uint64_t generation_ = 0;  // bumps on detach: late callbacks of an old attachment are dropped
     std::map<std::string, std::unique_ptr<Instance>> instances_;
     std::set<std::string> loading_;
@@ -108,20 +126,16 @@ private:
         std::int64_t execution = 1;
         std::string error;
     };
-    std::map<std::tuple<std::string, std::string, std::string>, DeferredRecord> deferred_records_;
+    std::map<StepId, DeferredRecord> deferred_records_;
     // Interrupted steps waiting to be run again (their next attempt is not in
     // the executor yet): for a cancel, as good as running.
-    std::set<std::tuple<std::string, std::string, std::string>> between_attempts_;
-    void write_deferred_record(const std::string &id, const std::string &stamp, const std::string &node_id,
-                               const DeferredRecord &record);
+    std::set<StepId> between_attempts_;
     // Instances taken up while still 'pending': marked 'running' together,
     // one commit for all of them, one such commit in flight at a time.
     std::set<std::string> to_mark_running_;
     bool marking_running_ = false;
-    void mark_running();
     WakeupInbox wakeups_;       // hints not yet looked up (bounded)
     bool reconciling_ = false;  // one wake-up lookup in flight at a time
-    RetentionSweeper sweeper_;  // retention on its own connection (SPEC §17)
 };
 
 }  // namespace pgd::daemon
