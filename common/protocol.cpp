@@ -1,5 +1,7 @@
 #include "common/protocol.hpp"
 
+#include <nlohmann/json.hpp>
+
 namespace durable::protocol {
 
 bool is_terminal(std::string_view status) noexcept {
@@ -11,6 +13,16 @@ bool is_live(std::string_view status) noexcept { return status == kPending || st
 std::string sql_failed(std::string_view message) { return std::string(kSqlFailedPrefix).append(message); }
 
 std::string cancelled(std::string_view reason) { return std::string(kCancelledPrefix).append(reason); }
+
+std::string signal_result(std::string_view signal_name, bool timed_out, std::string_view data_json) {
+    return std::string("{\"signal_name\":")
+        .append(nlohmann::json(std::string(signal_name)).dump())
+        .append(",\"timed_out\":")
+        .append(timed_out ? "true" : "false")
+        .append(",\"data\":")
+        .append(data_json)
+        .append("}");
+}
 
 std::string root_stamp(std::string_view instance_id, std::int64_t execution) {
     return std::string(instance_id).append("::").append(std::to_string(execution));

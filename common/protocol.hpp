@@ -42,6 +42,10 @@ inline constexpr const char *kCancelledPrefix = "Cancelled: ";
 std::string sql_failed(std::string_view message);
 std::string cancelled(std::string_view reason);
 
+// A SIGNAL node's result (SPEC §10.9): {"signal_name":..,"timed_out":..,"data":..};
+// `data_json` is the signal's payload as stored (JSON text), "null" on a timeout.
+std::string signal_result(std::string_view signal_name, bool timed_out, std::string_view data_json);
+
 // Scope stamps: '<instance>::<execution>' for the root scope of an
 // execution, '<parent>::<child root node>::<generation>' for a child scope
 // (a branch, a loop iteration).

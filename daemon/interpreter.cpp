@@ -327,7 +327,7 @@ public:
         finish(Outcome::completed(result));
     }
     void timer_due() override {  // timed out
-        complete_recorded("{\"signal_name\":" + json_string(name_) + ",\"timed_out\":true,\"data\":null}");
+        complete_recorded(durable::protocol::signal_result(name_, true, "null"));
     }
 
 private:

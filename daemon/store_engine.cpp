@@ -295,15 +295,13 @@ std::optional<std::string> consume_signal(pqxx::connection &conn, const std::str
         "ORDER BY seq LIMIT 1) RETURNING payload",
         instance_id, signal_name);
     if (taken.empty()) return std::nullopt;
-    // The SIGNAL result (SPEC §10.9); the payload is stored as JSON text.
+    // The payload is stored as JSON text.
+    const std::string result = durable::protocol::signal_result(signal_name, false, taken[0][0].as<std::string>());
     const auto updated = tx.exec_params(
-        "UPDATE df._activations SET status = 'completed', "
-        "  result = format('{\"signal_name\":%s,\"timed_out\":false,\"data\":%s}', to_json($4::text)::text, $5::text), "
-        "  completed_at = now(), updated_at = now() "
-        "WHERE instance_id = $1 AND stamp = $2 AND node_id = $3 AND status = 'running' RETURNING result",
-        instance_id, stamp, node_id, signal_name, taken[0][0].as<std::string>());
-    if (updated.size() != 1) return std::nullopt;  // rolls back: the signal stays queued
-    const std::string result = updated[0][0].as<std::string>();
+        "UPDATE df._activations SET status = 'completed', result = $4, completed_at = now(), updated_at = now() "
+        "WHERE instance_id = $1 AND stamp = $2 AND node_id = $3 AND status = 'running'",
+        instance_id, stamp, node_id, result);
+    if (updated.affected_rows() != 1) return std::nullopt;  // rolls back: the signal stays queued
     tx.exec_params(kMirrorLeaf, instance_id, node_id, stamp, "completed", result, nullptr, nullptr);
     tx.commit();
     return result;
