@@ -807,6 +807,12 @@ std::string InstanceRun::substitute_raw(const Task &task, const std::string &tex
 
 void InstanceRun::mirror(const Task &task, const std::string &status, std::optional<std::string> result,
                          std::optional<std::string> error) {
+    // One df.nodes row per node: only its newest state needs writing (and a
+    // step's mirrors are applied as one UPDATE ... FROM, where two rows for
+    // one node would leave it to chance which one wins).
+    pending_mirrors_.erase(std::remove_if(pending_mirrors_.begin(), pending_mirrors_.end(),
+                                          [&](const NodeMirror &m) { return m.node_id == task.id(); }),
+                           pending_mirrors_.end());
     pending_mirrors_.push_back({task.stamp_, task.id(), status, std::move(result), std::move(error)});
 }
 
