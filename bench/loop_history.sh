@@ -13,7 +13,8 @@
 #     df.loop('SELECT 1' ~> 'SELECT 2' ~> 'SELECT 3', NULL, 0)
 # as a non-superuser role. At each sample time the script prints the row
 # count of every table in schema df, the loop's execution number, and the
-# executions per second since the previous sample. Bounded history means the
+# executions per second since the previous sample, and the file sizes of the
+# tables that turn over. Bounded history means the
 # counts at 1 minute and at 10 minutes are the same (up to the one execution
 # in flight), while the execution number grows by tens of thousands.
 #
@@ -147,6 +148,12 @@ TABLE_COUNTS_SQL="SELECT string_agg(format('%s=%s', c.relname,
                     FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
                    WHERE s.nspname = 'df' AND c.relkind IN ('r', 'p')"
 
+# The tables' files (with indexes and TOAST) of the tables that turn over.
+TABLE_SIZES_SQL="SELECT string_agg(format('%s=%s', c.relname, pg_size_pretty(pg_total_relation_size(c.oid))), ' '
+                                   ORDER BY c.relname)
+                   FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+                  WHERE s.nspname = 'df' AND c.relname IN ('_activations', '_executions', 'nodes', 'instances')"
+
 PREV_T="$T0" PREV_EXEC=1
 printf '%-8s %-10s %-8s %s\n' minute execution exec/s "row counts (schema df)"
 for m in $MINUTES; do
@@ -164,11 +171,8 @@ for m in $MINUTES; do
   t_now="$(date +%s.%N)"
   counts="$(val "$TABLE_COUNTS_SQL")"
   rate="$(awk -v e="$exec_now" -v p="$PREV_EXEC" -v a="$t_now" -v b="$PREV_T" 'BEGIN { printf "%.0f", (e - p) / (a - b) }')"
+  sizes="$(val "$TABLE_SIZES_SQL")"
   printf '%-8s %-10s %-8s %s\n' "$m" "$exec_now" "$rate" "$counts"
+  printf '%-8s %-10s %-8s %s\n' "" "" "" "sizes: $sizes"
   PREV_T="$t_now" PREV_EXEC="$exec_now"
 done
-say "relation sizes (incl. indexes and TOAST):"
-val "SELECT format('%s=%s', c.relname, pg_size_pretty(pg_total_relation_size(c.oid)))
-       FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
-      WHERE s.nspname = 'df' AND c.relkind = 'r' ORDER BY c.relname" | tr '\n' ' '
-echo
