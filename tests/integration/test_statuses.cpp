@@ -51,6 +51,11 @@ TEST_CASE("statuses: a nested loop that ended leaves no node pending or running;
     const std::string if_id = ec.node(id, "id", "node_type = 'IF'");
     CHECK(node_state(ec, id, "node_type = 'SLEEP'") == "completed|skipped|" + if_id);
     CHECK(unsettled(ec, id) == "");
+    // The overload over executions shows the current one the same way.
+    CHECK(ec.query("alice", "SELECT count(*) FROM df.instance_nodes(" + lit(id) +
+                                ", 1) WHERE status IN ('pending', 'running')") == std::optional<std::string>("0"));
+    CHECK(ec.query("alice", "SELECT status FROM df.instance_nodes(" + lit(id) + ", 1) WHERE node_type = 'SLEEP'") ==
+          std::optional<std::string>("skipped"));
     const std::string tree = explain(ec, id);
     INFO(tree);
     CHECK(tree.find("○") == std::string::npos);

@@ -191,7 +191,8 @@ SELECT * FROM df.instance_executions('ffffffff');
 -- step's own row commits only when it ends).
 SELECT node_id, node_type, status, inferred_status, inferred_status_from_ancestor_id, status_details
   FROM df.instance_nodes('f1000007') ORDER BY node_id;
--- The newest executions: the current from df.nodes, past ones from history.
+-- The newest executions: the current from df.nodes (inferred statuses), past
+-- ones from history.
 SELECT execution_id, node_id, node_type, status, result
   FROM df.instance_nodes('f1000007', 2) ORDER BY execution_id DESC, node_id;
 SELECT count(*) FROM df.instance_nodes('f1000007', 1);
