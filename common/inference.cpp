@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/truthiness.hpp"
+
 namespace durable::monitor {
 
 namespace {
@@ -55,8 +57,10 @@ public:
             if (node.query && (node.node_type == "IF" || node.node_type == "LOOP" || node.node_type == "JOIN")) {
                 const json config = json::parse(*node.query, nullptr, false);
                 if (config.is_object()) {
-                    if (config.contains("condition_node") && config["condition_node"].is_string())
+                    if (config.contains("condition_node") && config["condition_node"].is_string()) {
                         parent_[config["condition_node"].get<std::string>()] = node.id;
+                        conditions_[node.id] = config["condition_node"].get<std::string>();
+                    }
                     if (config.contains("extra_nodes") && config["extra_nodes"].is_array())
                         for (const auto &extra : config["extra_nodes"])
                             if (extra.is_string()) parent_[extra.get<std::string>()] = node.id;
@@ -78,7 +82,7 @@ public:
 
     std::map<std::string, Inferred> run() {
         std::map<std::string, Inferred> out;
-        for (const auto &node : *nodes_) out[node.id] = infer(node);
+        for (const auto &node : *nodes_) out[node.id] = status_of(node);
         return out;
     }
 
@@ -151,6 +155,75 @@ private:
     }
     bool active(const std::optional<std::string> &id) { return id && active(*id); }
 
+    std::optional<std::string> condition_of(const NodeRow &node) const {
+        auto it = conditions_.find(node.id);
+        if (it == conditions_.end()) return std::nullopt;
+        return it->second;
+    }
+
+    // The terminal status a node has reached in the current execution: its
+    // own row's, or, for a compound node whose row is not written yet (its
+    // status rides along with the daemon's next commit, which may be a step
+    // that is still running), the one its children have decided.
+    std::optional<std::string> settled(const std::string &id) {
+        auto it = settled_.find(id);
+        if (it != settled_.end()) return it->second;
+        settled_[id] = std::nullopt;  // guards against a malformed cycle
+        const NodeRow *node = find(id);
+        std::optional<std::string> result;
+        if (node != nullptr) {
+            const std::string &own = effective(*node);
+            result = is_terminal(own) ? std::optional<std::string>(own) : decided_by_children(*node);
+        }
+        settled_[id] = result;
+        return result;
+    }
+    std::optional<std::string> settled(const std::optional<std::string> &id) {
+        if (!id) return std::nullopt;
+        return settled(*id);
+    }
+    static bool failed_or_cancelled(const std::optional<std::string> &status) {
+        return status && (*status == "failed" || *status == "cancelled");
+    }
+
+    // A compound node's outcome as its children show it (SPEC §10.3-§10.6).
+    // A break's path is not derived: it completes with the daemon's next
+    // commit.
+    std::optional<std::string> decided_by_children(const NodeRow &node) {
+        const std::string &type = node.node_type;
+        if (type == "THEN") {
+            if (auto second = settled(node.right_node)) return second;
+            if (auto first = settled(node.left_node); failed_or_cancelled(first)) return first;
+        } else if (type == "IF") {
+            if (auto condition = settled(condition_of(node)); failed_or_cancelled(condition)) return condition;
+            if (auto branch = settled(node.left_node)) return branch;
+            if (auto branch = settled(node.right_node)) return branch;
+        } else if (type == "JOIN") {
+            bool failed = false;
+            bool cancelled = false;
+            for (const auto &branch : children_of(node)) {
+                const auto status = settled(branch);
+                if (!status) return std::nullopt;  // waits for all
+                failed = failed || *status == "failed";
+                cancelled = cancelled || *status == "cancelled";
+            }
+            // A cancelled branch means the instance was cancelled while the
+            // JOIN waited: it never got to decide.
+            return cancelled ? "cancelled" : failed ? "failed" : "completed";
+        } else if (type == "RACE") {
+            if (const auto winner = race_winner(node.id))
+                return settled(*winner == "left" ? node.left_node : node.right_node);
+        } else if (type == "LOOP") {
+            if (auto body = settled(node.left_node); failed_or_cancelled(body)) return body;
+            if (auto condition = settled(condition_of(node)); failed_or_cancelled(condition)) return condition;
+        }
+        return std::nullopt;
+    }
+    std::vector<std::string> children_of(const NodeRow &node) const {
+        auto it = children_.find(node.id);
+        return it == children_.end() ? std::vector<std::string>{} : it->second;
+    }
+
     // The winner of the RACE in its current activation, if decided.
     std::optional<std::string> race_winner(const std::string &race_id) const {
         auto it = decisions_.find(race_id);
@@ -160,11 +233,22 @@ private:
         return std::nullopt;
     }
 
-    Inferred infer(const NodeRow &node) {
-        if (node.id != instance_.root_node) {
-            if (auto loop = superseded(node.stamp)) return {"pending", loop};
-        }
-        if (is_terminal(node.status)) return {node.status, std::nullopt};
+    // The IF arm its completed condition chooses (left = truthy), when the
+    // condition's result is known.
+    std::optional<std::string> chosen_arm(const NodeRow &node) {
+        const auto condition = condition_of(node);
+        if (!condition || settled(*condition) != std::optional<std::string>("completed")) return std::nullopt;
+        const NodeRow *judged = find(*condition);
+        if (judged == nullptr || !judged->result || effective(*judged) != "completed") return std::nullopt;
+        return is_truthy(*judged->result) ? node.left_node : node.right_node;
+    }
+
+    // The ancestor that decided, in the current execution, that `node`
+    // will not run (any more): an IF that took the other arm, a THEN whose
+    // left side failed, a RACE whose other branch won, or any ancestor that
+    // ended (completed or failed) without it. A cancelled ancestor is a
+    // RACE's or the instance's doing: the decider is further up.
+    std::optional<std::string> decider(const NodeRow &node) {
         std::string child = node.id;
         std::set<std::string> seen{child};
         for (auto parent = parent_of(child); parent && seen.insert(*parent).second; parent = parent_of(child)) {
@@ -172,25 +256,68 @@ private:
             if (p == nullptr) break;
             const bool left = p->left_node == child;
             const bool right = p->right_node == child;
+            const auto status = settled(p->id);
+            if (status && *status != "cancelled" && !active(child)) return p->id;
             if (p->node_type == "IF" && (left || right)) {
                 const auto &other = left ? p->right_node : p->left_node;
-                if (!active(child) && (is_terminal(effective(*p)) || active(other))) return {"skipped", p->id};
+                const auto arm = chosen_arm(*p);
+                if (!active(child) && (active(other) || (arm && *arm != child))) return p->id;
             } else if (p->node_type == "THEN" && right) {
-                const std::string first = effective(p->left_node);
-                // A cancelled left side is a RACE's or the instance's doing:
-                // the decider is further up.
-                const std::string self = effective(*p);
-                if (first == "failed" || ((self == "completed" || self == "failed") && !active(child)))
-                    return {"skipped", p->id};
+                if (settled(p->left_node) == std::optional<std::string>("failed")) return p->id;
             } else if (p->node_type == "RACE" && (left || right)) {
                 const auto winner = race_winner(p->id);
-                if (winner && *winner != (left ? "left" : "right")) return {"skipped", p->id};
-                if (is_terminal(effective(*p)) && (effective(child) == "cancelled" || !active(child)))
-                    return {"skipped", p->id};
+                if (winner && *winner != (left ? "left" : "right")) return p->id;
             }
             child = *parent;
         }
+        return std::nullopt;
+    }
+
+    // Whether a node that is neither terminal nor skipped is running: it is
+    // the root of a running instance, something under it has happened in
+    // the current execution, or its parent runs and, by the semantics of
+    // the parent's type, runs it now (the daemon starts a node as soon as
+    // its turn comes; a SQL step's own record commits only when it ends).
+    bool in_progress(const NodeRow &node) {
+        if (node.id == instance_.root_node) return instance_.status == "running";
+        if (active(node.id)) return true;
+        const auto parent = parent_of(node.id);
+        const NodeRow *p = parent ? find(*parent) : nullptr;
+        if (p == nullptr || status_of(*p).status != "running") return false;
+        const std::string &type = p->node_type;
+        const bool is_condition = condition_of(*p) == std::optional<std::string>(node.id);
+        if (type == "THEN")
+            return p->left_node == node.id ||
+                   (p->right_node == node.id && settled(p->left_node) == std::optional<std::string>("completed"));
+        if (type == "IF") {
+            if (is_condition) return true;
+            const auto arm = chosen_arm(*p);
+            return arm && *arm == node.id;
+        }
+        if (type == "JOIN" || type == "RACE") return true;
+        if (type == "LOOP") {
+            if (is_condition) return settled(p->left_node) == std::optional<std::string>("completed");
+            return p->left_node == node.id;
+        }
+        return false;
+    }
+
+    const Inferred &status_of(const NodeRow &node) {
+        auto it = inferred_.find(node.id);
+        if (it != inferred_.end()) return it->second;
+        inferred_[node.id] = {node.status, std::nullopt};  // guards against a malformed cycle
+        Inferred result = infer(node);
+        return inferred_[node.id] = std::move(result);
+    }
+
+    Inferred infer(const NodeRow &node) {
+        const auto loop = node.id != instance_.root_node ? superseded(node.stamp) : std::nullopt;
+        if (auto status = settled(node.id)) return {*status, std::nullopt};
+        if (auto by = decider(node)) return {"skipped", by};
         if (is_terminal(instance_.status)) return {"skipped", instance_.root_node};
+        if (instance_.status != "running") return {loop ? "pending" : node.status, loop};
+        if (effective(node) == "running" || in_progress(node)) return {"running", std::nullopt};
+        if (loop) return {"pending", loop};
         return {node.status, std::nullopt};
     }
 
@@ -201,8 +328,11 @@ private:
     std::map<std::string, std::vector<std::string>> children_;
     std::map<std::pair<std::string, std::string>, std::int64_t> iterations_;  // (loop stamp, loop id) -> iteration
     std::map<std::string, std::vector<std::pair<std::string, std::string>>> decisions_;  // race id -> (stamp, winner)
+    std::map<std::string, std::string> conditions_;  // IF/LOOP id -> its condition node
     std::map<std::string, std::string> effective_;
     std::map<std::string, bool> active_;
+    std::map<std::string, std::optional<std::string>> settled_;
+    std::map<std::string, Inferred> inferred_;
 };
 
 }  // namespace

@@ -591,6 +591,7 @@ private:
     }
     void restore(const Record &checkpoint) {
         if (checkpoint.started_at) started_ = *checkpoint.started_at;
+        wake_ = checkpoint.wake_at;  // the pace's due time, once recorded
         if (!checkpoint.result) return;
         const auto parsed = ordered_json::parse(*checkpoint.result, nullptr, false);
         if (!parsed.is_object()) return;
@@ -610,10 +611,26 @@ private:
         if (is_root_) run_.root_results_ = iteration_results_;
         spawn(*node().left, body_stamp(), iteration_results_);
     }
-    // Each iteration lasts at least min_interval_ms from its start.
+    // Each iteration lasts at least min_interval_ms from its start, on a
+    // durable timer (SPEC §10.6): before the wait begins, the checkpoint
+    // records the iteration's start and due time, so a restart keeps both
+    // (only a loop that has to wait pays that commit).
     void pace() {
-        const TimePoint due = started_ + std::chrono::milliseconds(min_interval_ms_);
-        if (min_interval_ms_ > 0 && run_.now_ < due) {
+        if (!wake_ && min_interval_ms_ > 0) {
+            const TimePoint due = started_ + std::chrono::milliseconds(min_interval_ms_);
+            if (run_.now_ < due) {
+                ActivationWrite checkpoint;
+                checkpoint.stamp = state_stamp();
+                checkpoint.node_id = id();
+                checkpoint.status = "running";
+                checkpoint.started_at = started_;
+                checkpoint.wake_at = due;  // the result (iteration, results) stays as advance() wrote it
+                run_.effects_.activations.push_back(std::move(checkpoint));
+                wake_ = due;
+            }
+        }
+        if (wake_ && run_.now_ < *wake_) {
+            const TimePoint due = *wake_;
             pacing_ = true;
             run_.register_leaf(*this, timer_stamp());
             run_.effects_.timers.push_back({timer_stamp(), id(), due});
@@ -626,6 +643,7 @@ private:
         const std::string continued = last_body_;
         ++iteration_;
         started_ = run_.now_;
+        wake_.reset();
         ActivationWrite checkpoint;
         checkpoint.node_id = id();
         checkpoint.status = "running";
@@ -668,6 +686,7 @@ private:
     std::int64_t min_interval_ms_ = 0;
     std::int64_t iteration_ = 1;
     TimePoint started_{};
+    std::optional<TimePoint> wake_;  // the current iteration's recorded pace due time
     std::string last_body_ = "null";
     ResultsPtr iteration_results_;
     Task *condition_ = nullptr;
@@ -807,6 +826,12 @@ std::string InstanceRun::substitute_raw(const Task &task, const std::string &tex
 
 void InstanceRun::mirror(const Task &task, const std::string &status, std::optional<std::string> result,
                          std::optional<std::string> error) {
+    // One df.nodes row per node: only its newest state needs writing (and a
+    // step's mirrors are applied as one UPDATE ... FROM, where two rows for
+    // one node would leave it to chance which one wins).
+    pending_mirrors_.erase(std::remove_if(pending_mirrors_.begin(), pending_mirrors_.end(),
+                                          [&](const NodeMirror &m) { return m.node_id == task.id(); }),
+                           pending_mirrors_.end());
     pending_mirrors_.push_back({task.stamp_, task.id(), status, std::move(result), std::move(error)});
 }
 

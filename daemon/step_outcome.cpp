@@ -23,8 +23,8 @@ Effects record_of(const durable::engine::StepRun &step, const Outcome &outcome, 
     write.completed_at = now;
     Effects record;
     record.activations.push_back(std::move(write));
+    record.mirrors = step.mirrors;  // facts from before the step, whatever its outcome
     if (completed && step.completes_instance) {
-        record.mirrors = step.mirrors;
         for (const auto &node : step.completes_nodes)
             record.mirrors.push_back({step.stamp, node, durable::protocol::kCompleted, outcome.value, std::nullopt});
         record.instance.emplace();

@@ -38,8 +38,12 @@ const std::string kUpsertActivation =
     ts("$10::bigint") + ", now()) "
     "ON CONFLICT (instance_id, stamp, node_id) DO UPDATE SET "
     "status = EXCLUDED.status, result = COALESCE(EXCLUDED.result, a.result), error = EXCLUDED.error, "
-    "started_at = COALESCE(a.started_at, EXCLUDED.started_at), completed_at = EXCLUDED.completed_at, "
-    "wake_at = COALESCE(EXCLUDED.wake_at, a.wake_at), updated_at = now() "
+    // A write with a start (re)starts the activation: a LOOP checkpoint is
+    // one row per loop scope, rewritten with each iteration's start and
+    // pace due time (none until the pace begins). Other writes keep both.
+    "started_at = COALESCE(EXCLUDED.started_at, a.started_at), completed_at = EXCLUDED.completed_at, "
+    "wake_at = CASE WHEN EXCLUDED.started_at IS NOT NULL THEN EXCLUDED.wake_at "
+    "               ELSE COALESCE(EXCLUDED.wake_at, a.wake_at) END, updated_at = now() "
     // A completed activation never changes (a late timeout after a signal, say).
     "WHERE a.status <> 'completed'";
 

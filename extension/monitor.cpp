@@ -166,9 +166,16 @@ Datum df__monitor(PG_FUNCTION_ARGS) {
         Datum values[1] = {CStringGetTextDatum(instance_id)};
         nodes = fetch(cxt,
                       pgd::keep_plan(&nodes_plan,
-                                     "SELECT id, node_type, query, left_node, right_node, status,"
-                                     "       status_details ->> 'execution_id'"
-                                     "  FROM df.nodes WHERE instance_id = $1",
+                                     "SELECT n.id, n.node_type, n.query, n.left_node, n.right_node, n.status,"
+                                     "       n.status_details ->> 'execution_id',"
+                                     // IF conditions' results tell which arm runs; a regular
+                                     // expression, not a cast, so no stored text can fail the read.
+                                     "       CASE WHEN n.id IN (SELECT substring(c.query FROM"
+                                     "                            '\"condition_node\"\\s*:\\s*\"([0-9a-f]{8})\"')"
+                                     "                            FROM df.nodes c"
+                                     "                           WHERE c.instance_id = $1 AND c.node_type = 'IF')"
+                                     "            THEN n.result::text END"
+                                     "  FROM df.nodes n WHERE n.instance_id = $1",
                                      1, types),
                       values);
         // Loop checkpoints and RACE decisions (the scope bookkeeping rows).
@@ -208,6 +215,7 @@ Datum df__monitor(PG_FUNCTION_ARGS) {
             row.right_node = opt(nodes.cell(r, 4));
             row.status = nodes.cell(r, 5);
             row.stamp = opt(nodes.cell(r, 6));
+            row.result = opt(nodes.cell(r, 7));
             node_rows.push_back(std::move(row));
         }
         std::vector<durable::monitor::ScopeRecord> scope_records;

@@ -627,7 +627,7 @@ void record(const Activation &act, const char *status, const char *result, const
 }
 
 // Applies `finish` after a successful step: {"instance":"completed",
-// "root_node_ids":[...], "mirrors":[{node_id, stamp, status, result, error}]} completes the instance, marks the listed ancestors
+// "root_node_ids":[...]} completes the instance, marks the listed ancestors
 // completed with the step's result (the root result lives in the root's
 // df.nodes row) and drops its unconsumed signals (SPEC §13). A no-op when
 // the instance is no longer pending or running. Unknown keys are ignored.
@@ -656,9 +656,13 @@ void apply_finish(const Activation &act, const char *result) {
                        CStringGetTextDatum(act.stamp)};
     pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, false, 0), SPI_OK_SELECT, "finish of the instance");
     SPI_freetuptable(SPI_tuptable);
+}
 
-    // "mirrors": status mirrors of compound nodes the daemon derived since its
-    // last commit; they ride along here instead of costing a commit of their own.
+// Applies `finish`'s "mirrors": status mirrors of compound nodes the daemon
+// derived since its last commit; they ride along here instead of costing a
+// commit of their own. They are facts from before this step, so they are
+// written whatever the step's outcome (a failed step must not lose them).
+void apply_mirrors(const Activation &act) {
     Oid mirror_types[2] = {TEXTOID, JSONBOID};
     SPIPlanPtr mirrors = pgd::keep_plan(&mirror_plan,
         "UPDATE df.nodes n"
@@ -798,12 +802,16 @@ Datum df__run_step(PG_FUNCTION_ARGS) {
 
         if (step.end == STEP_COMPLETED) {
             record(act, "completed", step.result, nullptr);
-            if (act.has_finish) apply_finish(act, step.result);
+            if (act.has_finish) {
+                apply_finish(act, step.result);
+                apply_mirrors(act);
+            }
             appendStringInfoString(&out, "{\"outcome\":\"completed\",\"result\":");
             appendStringInfoString(&out, step.result);
         } else {
             const char *status = step.end == STEP_CANCELLED ? "cancelled" : "failed";
             record(act, status, nullptr, step.error);
+            if (act.has_finish) apply_mirrors(act);
             appendStringInfo(&out, "{\"outcome\":\"%s\",\"error\":", status);
             escape_json(&out, step.error);
         }

@@ -221,8 +221,10 @@ CREATE FUNCTION df.instance_nodes(instance_id_param text)
     $$;
 
 -- Rows of the newest _last_n_executions executions: the current one from
--- df.nodes (a node last written in an older execution shows pending), past
--- ones from their recorded leaf activations.
+-- df.nodes with each node's inferred status (what it does in the current
+-- execution, as df.instance_nodes(id) infers it: a node last written in an
+-- older execution is not shown with that execution's state), past ones from
+-- their recorded leaf activations.
 CREATE FUNCTION df.instance_nodes(instance_id_param text, _last_n_executions int)
     RETURNS TABLE(execution_id bigint, node_id text, node_type text, query text, result_name text,
                   left_node text, right_node text, status text, result text, updated_at timestamptz)
@@ -242,10 +244,11 @@ BEGIN
     RETURN QUERY
         SELECT current_execution, n.id::text, n.node_type, n.query, n.result_name, n.left_node::text,
                n.right_node::text,
-               CASE WHEN stale THEN 'pending' ELSE n.status END,
+               COALESCE(inference.j -> n.id::text ->> 0, CASE WHEN stale THEN 'pending' ELSE n.status END),
                CASE WHEN stale THEN NULL ELSE n.result::text END,
                n.updated_at
-          FROM df.nodes n,
+          FROM (SELECT df._monitor(instance_id_param, 'inference', 0)::json AS j) inference,
+               df.nodes n,
                LATERAL (SELECT COALESCE(split_part(n.status_details ->> 'execution_id', '::', 2)
                                             ~ '^\d+$'
                                         AND split_part(n.status_details ->> 'execution_id', '::', 2)::bigint

@@ -448,6 +448,61 @@ TEST_CASE("loop pacing waits out the minimum interval on a timer", "[interpreter
     CHECK(ticks == 2);
 }
 
+TEST_CASE("loop pacing is a durable timer: the checkpoint records the iteration's start and due time",
+          "[interpreter]") {
+    SECTION("root loop, first iteration: recorded before the wait, kept by a restart") {
+        const std::string fut = dsl::loop("SELECT tick", std::nullopt, std::optional<std::int64_t>(5000));
+        const std::string loop = id_of(build(fut), "LOOP");
+        Driver d(fut);
+        const TimePoint begun = d.now;
+        d.start();
+        REQUIRE(d.timers.size() == 1);
+        CHECK(d.timers[0].wake_at == begun + 5000ms);
+        REQUIRE(d.writes.size() == 1);  // the pace's checkpoint, before the timer is armed
+        CHECK(d.writes[0].stamp == "abcd0001::1");
+        CHECK(d.writes[0].node_id == loop);
+        CHECK(d.writes[0].started_at == begun);
+        CHECK(d.writes[0].wake_at == begun + 5000ms);
+
+        // The daemon restarts 2 s into the wait: the recorded step replays and
+        // the timer keeps its due time; nothing is written again.
+        History history;
+        history[{"abcd0001::1", id_of(build(fut), "SELECT tick")}] =
+            Record{"completed", rows("[]"), std::nullopt, begun, std::nullopt};
+        history[{"abcd0001::1", loop}] =
+            Record{"running", std::nullopt, std::nullopt, d.writes[0].started_at, d.writes[0].wake_at};
+        Driver r(fut, history);
+        r.now = begun + 2000ms;
+        r.start();
+        CHECK(r.executed.empty());
+        REQUIRE(r.timers.size() == 1);
+        CHECK(r.timers[0].wake_at == begun + 5000ms);
+        CHECK(r.writes.empty());
+        r.fire_next_timer();
+        CHECK(r.executed == std::vector<std::string>{"SELECT tick"});
+    }
+    SECTION("non-root loop: each iteration's checkpoint carries that iteration's start, no stale due time") {
+        const std::string fut =
+            dsl::seq("SELECT pre", dsl::loop("SELECT tick", std::nullopt, std::optional<std::int64_t>(5000)));
+        const std::string loop = id_of(build(fut), "LOOP");
+        Driver d(fut);
+        d.start();
+        d.fire_next_timer();  // iteration 2 starts at +5 s
+        const TimePoint second = d.now;
+        std::vector<ActivationWrite> checkpoints;
+        for (const auto &w : d.writes)
+            if (w.node_id == loop) checkpoints.push_back(w);
+        // pace 1, advance to 2, pace 2
+        REQUIRE(checkpoints.size() == 3);
+        CHECK(checkpoints[1].started_at == second);
+        CHECK_FALSE(checkpoints[1].wake_at);  // cleared: the new iteration has not begun to wait
+        CHECK(checkpoints[1].result == std::optional<std::string>(R"({"iteration":2,"results":{}})"));
+        CHECK(checkpoints[2].started_at == second);
+        CHECK(checkpoints[2].wake_at == second + 5000ms);
+        CHECK_FALSE(checkpoints[2].result);  // keeps what advance() wrote
+    }
+}
+
 TEST_CASE("the loop guard fails the 100000th iteration", "[interpreter]") {
     // A non-root loop resumed from its checkpoint at iteration 99999.
     const std::string fut =

@@ -186,10 +186,13 @@ SELECT execution_id, status, event_count, duration_ms, output FROM df.instance_e
 SELECT execution_id, status, output FROM df.instance_executions('f1000005');
 SELECT * FROM df.instance_executions('ffffffff');
 
--- Nodes written in an older execution are pending again (from the LOOP).
+-- Nodes written in an older execution run again in the current one: SELECT 1
+-- completed in execution 3, so the THEN and SELECT 2 read running (a SQL
+-- step's own row commits only when it ends).
 SELECT node_id, node_type, status, inferred_status, inferred_status_from_ancestor_id, status_details
   FROM df.instance_nodes('f1000007') ORDER BY node_id;
--- The newest executions: the current from df.nodes, past ones from history.
+-- The newest executions: the current from df.nodes (inferred statuses), past
+-- ones from history.
 SELECT execution_id, node_id, node_type, status, result
   FROM df.instance_nodes('f1000007', 2) ORDER BY execution_id DESC, node_id;
 SELECT count(*) FROM df.instance_nodes('f1000007', 1);
@@ -257,7 +260,8 @@ SELECT node_id, execution_id, status FROM df.instance_nodes('f1000008', 3) ORDER
 SELECT df.explain('f1000008');
 RESET ROLE;
 
--- The same instance once cancelled: whatever did not run is skipped (from the root).
+-- The same instance once cancelled: whatever did not run is skipped (from the
+-- root); the THEN and the JOIN that the cancel cut off read cancelled.
 UPDATE df.instances SET status = 'cancelled', error = 'Cancelled by user' WHERE id = 'f1000008';
 UPDATE df.nodes SET status = 'cancelled', error = 'Cancelled: Cancelled by user'
  WHERE instance_id = 'f1000008' AND id = 'a800000f';
@@ -267,8 +271,8 @@ SELECT node_id, status, inferred_status, inferred_status_from_ancestor_id
 SELECT df.explain('f1000008');
 RESET ROLE;
 
--- A non-root loop: nodes of an older iteration are pending again (from the
--- LOOP, whose checkpoint says iteration 3).
+-- A non-root loop whose checkpoint says iteration 3: SELECT 1 completed in it,
+-- so the body THEN and the SLEEP, last written in iteration 2, run again.
 INSERT INTO df.instances (id, root_node, status, submitted_by, database, created_at) VALUES
     ('f1000009', 'a9000001', 'running', 'regress_mon_alice', current_database(), '2025-12-30 00:00:00+00');
 INSERT INTO df.nodes (id, instance_id, node_type, query, left_node, right_node, status, status_details,
