@@ -136,7 +136,10 @@ std::string connection_string(const CommandLine &cmd) {
     if (is_uri(cmd.conninfo)) {
         if (discrete)
             throw UsageError("--conninfo given as a URI cannot be combined with --host, --port, --dbname or --user");
-        return with_keepalives(cmd.conninfo, cmd.keepalives);
+        std::string uri = cmd.conninfo;
+        uri += uri.find('?') == std::string::npos ? '?' : '&';
+        uri += "fallback_application_name=pg_durable%20orchestrator&client_encoding=UTF8";
+        return with_keepalives(uri, cmd.keepalives);
     }
     std::string out = cmd.conninfo;
     auto add = [&out](const char *key, const std::string &value) {
@@ -150,7 +153,10 @@ std::string connection_string(const CommandLine &cmd) {
     add("port", cmd.port);
     add("dbname", cmd.dbname);
     add("user", cmd.user);
-    add("fallback_application_name", "pg_durable_daemon");
+    add("fallback_application_name", "pg_durable orchestrator");
+    // Last, so it wins: the daemon reads and writes JSON text, which is UTF-8
+    // whatever the database's encoding (the server converts).
+    add("client_encoding", "UTF8");
     return with_keepalives(out, cmd.keepalives);
 }
 

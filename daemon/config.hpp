@@ -46,7 +46,8 @@ CommandLine parse_command_line(const std::vector<std::string> &args);
 
 // The libpq connection string: --conninfo, then the discrete flags (libpq
 // lets a later keyword override an earlier one), plus
-// fallback_application_name=pg_durable_daemon and the keepalive parameters
+// fallback_application_name='pg_durable orchestrator', client_encoding=UTF8
+// (always: the daemon's JSON is UTF-8) and the keepalive parameters
 // (with_keepalives). A URI cannot be combined with discrete flags (UsageError).
 // Every connection of the daemon derives from it.
 std::string connection_string(const CommandLine &cmd);

@@ -19,75 +19,21 @@ namespace {
 
 std::shared_ptr<spdlog::logger> log() { return logger("executor"); }
 
-// Appends `s` as a JSON string literal.
-void append_json_string(std::string &out, const std::string &s) {
-    out += '"';
-    for (unsigned char ch : s) {
-        switch (ch) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        default:
-            if (ch < 0x20) {
-                char buf[8];
-                std::snprintf(buf, sizeof buf, "\\u%04x", ch);
-                out += buf;
-            } else {
-                out += static_cast<char>(ch);
-            }
-        }
-    }
-    out += '"';
-}
-
-
 std::string connection_limit_text(int max_connections, int timeout_s) {
     return "pg_durable: connection limit reached (max_user_connections=" + std::to_string(max_connections) +
            "). Timed out after " + std::to_string(timeout_s) + "s waiting for an available execution slot.";
 }
 
-// The last statement's rows of a plain (other-database) step as
-// {"rows":[...],"row_count":N}. The server converts nothing here, so values
-// map by type: numbers and booleans bare, json as is, the rest as strings.
-std::string rows_json(const pqxx::result &result) {
-    std::string out = "{\"rows\":[";
-    for (std::size_t r = 0; r < result.size(); ++r) {
-        if (r) out += ',';
-        out += '{';
-        for (pqxx::row::size_type c = 0; c < result.columns(); ++c) {
-            if (c) out += ',';
-            append_json_string(out, result.column_name(c));
-            out += ':';
-            const auto field = result[r][c];
-            if (field.is_null()) {
-                out += "null";
-                continue;
-            }
-            const std::string value = field.as<std::string>();
-            switch (result.column_type(c)) {
-            case 20: case 21: case 23: case 26: case 700: case 701: case 1700:  // int8 int2 int4 oid float4 float8 numeric
-                out += (value == "NaN" || value == "Infinity" || value == "-Infinity") ? "\"" + value + "\"" : value;
-                break;
-            case 16:  // bool
-                out += value == "t" ? "true" : "false";
-                break;
-            case 114: case 3802:  // json, jsonb
-                out += value;
-                break;
-            default:
-                append_json_string(out, value);
-            }
-        }
-        out += '}';
-    }
-    return out + "],\"row_count\":" + std::to_string(result.size()) + "}";
-}
-
 }  // namespace
+
+// A database other than the extension's runs steps through extension
+// pg_durable_target's df._run_step; without it the step fails with this.
+std::string not_installed_text(const std::string &database) {
+    return durable::protocol::sql_failed("extension \"" + std::string(kTargetExtension) +
+                                         "\" is not installed in database \"" + database +
+                                         "\". HINT: Connect to database \"" + database +
+                                         "\" as a superuser and run: CREATE EXTENSION " + kTargetExtension + ";");
+}
 
 std::string primary_message(const std::string &what) {
     std::string text = what;
@@ -112,22 +58,27 @@ std::string connect_failure_text(const std::string &role, const std::string &dat
     return "Failed to connect as '" + role + "': " + message;
 }
 
+namespace {
+
+StepResult malformed_outcome(const std::string &outcome) {
+    StepResult bad;
+    bad.kind = StepResult::Kind::failed;
+    bad.recorded = false;
+    constexpr std::size_t kShown = 200;
+    bad.error = durable::protocol::sql_failed(
+        "unexpected df._run_step outcome: " + (outcome.size() > kShown ? outcome.substr(0, kShown) + "..." : outcome));
+    return bad;
+}
+
+}  // namespace
+
 // Every field is checked for presence and type: an outcome that does not
 // have the shape df._run_step writes fails that step (recorded by the
 // orchestrator), never the daemon.
 StepResult parse_run_step_outcome(const std::string &outcome) {
     using durable::JsonText;
     StepResult result;
-    const auto malformed = [&outcome] {
-        StepResult bad;
-        bad.kind = StepResult::Kind::failed;
-        bad.recorded = false;
-        constexpr std::size_t kShown = 200;
-        bad.error = durable::protocol::sql_failed(
-            "unexpected df._run_step outcome: " +
-            (outcome.size() > kShown ? outcome.substr(0, kShown) + "..." : outcome));
-        return bad;
-    };
+    const auto malformed = [&outcome] { return malformed_outcome(outcome); };
     const auto json = JsonText::parse(outcome);
     if (!json || !json->is_object()) return malformed();
     const auto string_of = [&](const char *key) -> std::optional<std::string> {
@@ -189,6 +140,43 @@ StepResult parse_run_step_outcome(const std::string &outcome) {
     return result;
 }
 
+namespace {
+
+// One step in a database other than the extension's: that database's
+// df._run_step (extension pg_durable_target) runs it as the submitter, as
+// the extension's own does, and returns its outcome; nothing is recorded
+// there, the orchestrator records it afterwards (at-least-once).
+//
+// Whether the extension is installed is asked before EVERY call, in a
+// statement of its own: where it is not, a df._run_step there could be any
+// user's function, and the daemon must never call user code with its own
+// identity. (In the same statement the planner could already evaluate an
+// IMMUTABLE impostor while folding constants, before any check ran.)
+StepResult run_in_target_database(pqxx::connection &conn, const StepRequest &request) {
+    pqxx::nontransaction tx(conn);
+    const bool installed = tx.exec_params1("SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = $1)",
+                                           std::string(kTargetExtension))[0]
+                               .as<bool>();
+    StepResult result;
+    if (!installed) {
+        result.kind = StepResult::Kind::failed;
+        result.recorded = false;
+        result.error = not_installed_text(request.database);
+        return result;
+    }
+    const auto row = tx.exec_params1("SELECT df._run_step($1, $2::oid, $3)", request.instance_id,
+                                     std::to_string(request.role_oid), request.query);
+    const std::string outcome = row[0].is_null() ? std::string() : row[0].as<std::string>();
+    result = parse_run_step_outcome(outcome);
+    // A target database's df._run_step only completes or fails.
+    if (result.kind != StepResult::Kind::completed && result.kind != StepResult::Kind::failed)
+        result = malformed_outcome(outcome);
+    result.recorded = false;
+    return result;
+}
+
+}  // namespace
+
 // One user connection: its worker thread owns the pqxx::connection. The
 // Executor (io thread) owns the Connection; a step job holds it only until it
 // posts its result, so the last reference, and with it the join of the
@@ -197,7 +185,6 @@ StepResult parse_run_step_outcome(const std::string &outcome) {
 // Asio objects, so it may end on any thread but its worker's.)
 struct Executor::Connection {
     std::string database;
-    std::string role;  // its login: "" = the daemon's own (extension database)
     std::unique_ptr<pqxx::connection> pq;  // touched only by worker jobs
     // Read by the canceller thread, written by the worker (pid, as soon as it
     // has connected) and the io thread (sequence numbers): a cancel reaches
@@ -256,11 +243,10 @@ void Executor::configure(int max_connections, int acquire_timeout_seconds, std::
     acquire_timeout_seconds_ = std::max(1, acquire_timeout_seconds);
 }
 
-std::string Executor::conninfo_for(const std::string &database, const std::string &role) const {
+std::string Executor::conninfo_for(const std::string &database) const {
     // Re-emit the base string's options as keyword/value pairs with dbname
-    // (and, for another database's per-role connection, user) replaced (libpq
-    // parses URIs and keyword/value strings alike here). Role "" keeps the
-    // daemon's own user and credentials: the extension database's pool.
+    // replaced (libpq parses URIs and keyword/value strings alike here): the
+    // daemon's own user and credentials in every database.
     char *error = nullptr;
     PQconninfoOption *options = PQconninfoParse(base_conninfo_.c_str(), &error);
     if (options == nullptr) {
@@ -280,12 +266,10 @@ std::string Executor::conninfo_for(const std::string &database, const std::strin
     for (PQconninfoOption *o = options; o->keyword != nullptr; ++o) {
         const std::string key = o->keyword;
         if (o->val == nullptr || key == "dbname" || key == "application_name" || key == "client_encoding") continue;
-        if (key == "user" && !role.empty()) continue;
         out += key + "=" + quote(o->val) + " ";
     }
     PQconninfoFree(options);
     out += "dbname=" + quote(database) + " ";
-    if (!role.empty()) out += "user=" + quote(role) + " ";
     // UTF8 whatever the database's encoding: results are JSON text.
     return out + "application_name='pg_durable step' client_encoding='UTF8'";
 }
@@ -320,20 +304,12 @@ void Executor::on_deadline(Waiter *waiter) {
     expired->done(std::move(result));
 }
 
-// Whose login a step's connection is: "" = the daemon's own (the extension's
-// database, where df._run_step switches to the submitter), else the
-// submitter's (another database, which has no df._run_step).
-std::string Executor::login_role(const StepRequest &request) const {
-    return request.database == extension_database_ ? std::string() : request.role;
-}
-
-// Starts the waiter on an idle connection of its (database, login), a new
+// Starts the waiter on an idle connection of its database, a new
 // connection, or one made by closing another idle connection.
 bool Executor::start_on_connection(Waiter &waiter) {
     const auto &req = waiter.request;
-    const std::string login = login_role(req);
     for (auto &conn : connections_) {
-        if (!conn->busy && conn->database == req.database && conn->role == login) {
+        if (!conn->busy && conn->database == req.database) {
             launch(conn, std::move(waiter.request), std::move(waiter.done));
             return true;
         }
@@ -346,10 +322,9 @@ bool Executor::start_on_connection(Waiter &waiter) {
     }
     auto conn = std::make_shared<Connection>();
     conn->database = req.database;
-    conn->role = login;
     conn->idle_timer = std::make_unique<boost::asio::steady_timer>(io_);
     conn->idle_socket = std::make_unique<boost::asio::posix::stream_descriptor>(io_);
-    conn->worker = std::make_unique<DbWorker>(login.empty() ? "step:" + req.database : "user:" + login);
+    conn->worker = std::make_unique<DbWorker>("step:" + req.database);
     connections_.push_back(conn);
     launch(conn, std::move(waiter.request), std::move(waiter.done));
     return true;
@@ -364,7 +339,7 @@ void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Don
     std::string conninfo;
     std::string conninfo_error;
     try {
-        conninfo = conninfo_for(request.database, login_role(request));
+        conninfo = conninfo_for(request.database);
     } catch (const std::exception &e) {
         conninfo_error = e.what();
     }
@@ -384,8 +359,7 @@ void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Don
                 raw->pq.reset();
                 result.kind = StepResult::Kind::connect_failed;
                 result.recorded = false;
-                result.error = connect_failure_text(in_extension_db ? daemon_user_ : request.role,
-                                                    request.database, e.what());
+                result.error = connect_failure_text(daemon_user_, request.database, e.what());
                 broken = true;
             }
         }
@@ -410,14 +384,7 @@ void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Don
                         request.attempt, finish);
                     result = parse_run_step_outcome(row[0].is_null() ? std::string() : row[0].as<std::string>());
                 } else {
-                    pqxx::work tx(*raw->pq);
-                    tx.exec("SET LOCAL df.in_workflow = 'true'");
-                    const auto rows = tx.exec(request.query);
-                    const std::string json = rows_json(rows);
-                    tx.commit();
-                    result.kind = StepResult::Kind::completed;
-                    result.result = json;
-                    result.recorded = false;
+                    result = run_in_target_database(*raw->pq, request);
                 }
             } catch (const pqxx::broken_connection &e) {
                 result.kind = StepResult::Kind::interrupted;
@@ -437,28 +404,18 @@ void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Don
                         state == "42883" || state == "3F000" || state == "42P01";
                     log()->debug("df._run_step refused (SQLSTATE {}): {}", state, result.error);
                 } else {
+                    // The target's df._run_step refused, or is gone since the check.
+                    const std::string state = e.sqlstate();
                     result.kind = StepResult::Kind::failed;
                     result.recorded = false;
-                    result.error = durable::protocol::sql_failed(primary_message(e.what()));
+                    result.error = state == "42883" || state == "3F000"
+                                       ? not_installed_text(request.database)
+                                       : durable::protocol::sql_failed(primary_message(e.what()));
                 }
             } catch (const std::exception &e) {
                 result.kind = StepResult::Kind::interrupted;
                 result.error = primary_message(e.what());
                 broken = true;
-            }
-            if (!in_extension_db && !broken) {
-                // A plain transaction leaves whatever the step did to its
-                // session (SET, PREPARE, LISTEN, temp objects, session
-                // advisory locks, WITH HOLD cursors): drop it all before the
-                // connection serves the next step. (In the extension's
-                // database df._run_step does this inside its transaction.)
-                try {
-                    pqxx::nontransaction reset(*raw->pq);
-                    reset.exec0("DISCARD ALL");
-                } catch (const std::exception &e) {
-                    log()->warn("could not reset a step connection, closing it: {}", e.what());
-                    broken = true;
-                }
             }
             if (broken) raw->pq.reset();
             if (raw->pq) socket = raw->pq->sock();

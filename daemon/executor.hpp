@@ -12,10 +12,12 @@
 // the server ends it (pg_terminate_backend, shutdown): an idle pooled
 // session must never keep DROP DATABASE from its database (DESIGN §2.10).
 //
-// Another database has no df._run_step: there the step logs in AS THE
-// SUBMITTING ROLE (per-role login mode, documented in docs/OPERATIONS.md),
-// runs in a plain transaction, the orchestrator records the outcome
-// afterwards (at-least-once), and DISCARD ALL clears the session after it.
+// Another database (`database => ...`) runs steps the same way, on the
+// daemon's own connections to it: extension pg_durable_target there provides
+// a df._run_step that runs the text as the submitter (same identity switch,
+// session reset and row_to_json) but records nothing; the orchestrator
+// records the outcome afterwards (at-least-once). A database without it
+// fails that step (not_installed_text).
 //
 // One DbWorker thread per connection, at most pg_durable.max_user_connections
 // in total (= steps at once); application_name 'pg_durable step',
@@ -46,7 +48,8 @@ struct StepRequest {
     std::string node_id;
     std::int64_t execution = 1;
     std::string database;
-    std::string role;
+    std::string role;           // the submitter's name (messages)
+    std::int64_t role_oid = 0;  // the submitter (a target database's df._run_step)
     std::string query;
     int attempt = 1;
     std::optional<std::string> finish;  // df._run_step's finish argument (JSON)
@@ -54,13 +57,13 @@ struct StepRequest {
 
 struct StepResult {
     enum class Kind {
-        completed,             // recorded (extension db) or to be recorded (elsewhere)
+        completed,             // recorded (extension db) or to be recorded (target db)
         failed,                // the step's SQL failed; recorded in the extension db
         cancelled,             // df.cancel interrupted it; recorded
         duplicate,             // already recorded by an earlier attempt
         instance_not_running,  // the instance ended meanwhile; nothing ran
         interrupted,           // nothing committed (query cancel, lost connection): run again or drop
-        connect_failed,        // could not connect as the role; nothing ran
+        connect_failed,        // could not connect to the step's database; nothing ran
     };
     Kind kind = Kind::interrupted;
     std::string result;  // result JSON (completed, duplicate completed)
@@ -75,6 +78,11 @@ struct StepResult {
 
 // Parses df._run_step's outcome JSON (exposed for unit tests).
 StepResult parse_run_step_outcome(const std::string &outcome);
+
+// The extension that provides df._run_step in a database other than
+// pg_durable.database, and the step error where it is missing.
+inline constexpr const char *kTargetExtension = "pg_durable_target";
+std::string not_installed_text(const std::string &database);
 
 // The node error for a failed connection as `role` to `database`.
 std::string connect_failure_text(const std::string &role, const std::string &database, const std::string &what);
@@ -137,8 +145,7 @@ private:
     void release(const std::shared_ptr<Connection> &conn, bool broken, int socket);
     void close(std::shared_ptr<Connection> conn);
     void on_deadline(Waiter *waiter);
-    std::string conninfo_for(const std::string &database, const std::string &role) const;
-    std::string login_role(const StepRequest &request) const;
+    std::string conninfo_for(const std::string &database) const;
 
     boost::asio::io_context &io_;
     std::string base_conninfo_;

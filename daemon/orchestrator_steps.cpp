@@ -50,6 +50,7 @@ void Orchestrator::run_step(Instance &inst, StepRun step, int attempt) {
     request.execution = inst.row.execution;
     request.database = inst.row.database;
     request.role = inst.row.submitted_by;
+    request.role_oid = inst.row.submitted_by_oid;
     request.query = step.query;
     request.attempt = attempt;
     request.finish = finish_argument(step);

@@ -76,6 +76,8 @@ extern "C" {
 extern "C" {
 PG_FUNCTION_INFO_V1(df__run_step);
 Datum df__run_step(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(df__run_target_step);
+Datum df__run_target_step(PG_FUNCTION_ARGS);
 }
 
 namespace {
@@ -499,8 +501,10 @@ char *cancelled_text(MemoryContext cxt, const char *reason) {
 // memory context and resource owner are restored on every path, as PL/pgSQL
 // does for an exception block. Errors in the step's SQL are caught and
 // described in `out`; errors in our own bookkeeping are re-thrown.
+// Without `check_instance` (a target database: no df tables there) the step
+// keeps its effects whenever its SQL succeeded.
 void run_step_sql(MemoryContext cxt, const Activation &act, Oid submitter, List *role_settings,
-                  StepResult *out) {
+                  bool check_instance, StepResult *out) {
     MemoryContext oldcontext = CurrentMemoryContext;
     ResourceOwner oldowner = CurrentResourceOwner;
     volatile bool in_bookkeeping = false;
@@ -535,9 +539,12 @@ void run_step_sql(MemoryContext cxt, const Activation &act, Oid submitter, List 
         AtEOXact_GUC(false, step_gucs);
 
         in_bookkeeping = true;
-        OwnerScope owner = enter_owner();
-        InstanceState instance = lock_instance(cxt, act.instance_id);
-        leave_owner(owner);
+        InstanceState instance = {nullptr, nullptr, false};
+        if (check_instance) {
+            OwnerScope owner = enter_owner();
+            instance = lock_instance(cxt, act.instance_id);
+            leave_owner(owner);
+        }
 
         // Cancelled by someone else while the step ran: its effects roll back
         // (SPEC §13). A step that cancelled its own instance keeps its effects,
@@ -765,7 +772,7 @@ Datum df__run_step(PG_FUNCTION_ARGS) {
             owner = enter_owner();
             List *role_settings = read_role_settings(cxt, submitter);
             leave_owner(owner);
-            run_step_sql(cxt, act, submitter, role_settings, &step);
+            run_step_sql(cxt, act, submitter, role_settings, true, &step);
         }
 
         // 5., as table owner, in the same transaction.
@@ -819,6 +826,71 @@ Datum df__run_step(PG_FUNCTION_ARGS) {
         leave_owner(owner);
     }
 
+    SPI_finish();
+    PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+}
+
+// df._run_step(instance_id text, submitter oid, query text) RETURNS text, in a
+// TARGET database: one where extension pg_durable_target, not pg_durable, is
+// installed (steps of `database => ...`, SPEC §10.2). The same identity switch,
+// session reset and row_to_json conversion as above, without the bookkeeping:
+// this database holds no df tables, so the daemon records the outcome in the
+// extension's database afterwards (at-least-once).
+//
+// Who may make a step run as a role here (docs/ARCHITECTURE.md "Steps in
+// another database"): the caller must be the daemon's role (check_caller,
+// the same check as above). There is no secret: the active daemon's secret
+// lives in the extension's database, which this function cannot read, and
+// what the secret adds there — fencing a replaced daemon's late completion
+// records, for exactly-once — has no object here. The submitter must exist,
+// have LOGIN and CONNECT on this database, and not be a superuser unless
+// pg_durable.enable_superuser_instances is on, so the daemon's own role
+// (not a superuser when pg_durable.worker_role is set) cannot borrow a
+// superuser's rights through this function.
+//
+// Outcomes: {"outcome":"completed","result":{...}} or
+// {"outcome":"failed","error":"..."}. Interrupted by the daemon's
+// pg_cancel_backend it raises 57014, as above.
+Datum df__run_target_step(PG_FUNCTION_ARGS) {
+    Activation act = {};
+    act.instance_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+    act.stamp = "";
+    act.node_id = "";
+    const Oid submitter = PG_GETARG_OID(1);
+    act.query = text_to_cstring(PG_GETARG_TEXT_PP(2));
+
+    MemoryContext cxt = CurrentMemoryContext;
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    check_caller(GetUserId());
+
+    StepResult step = {STEP_FAILED, nullptr, nullptr, nullptr, false};
+    step.error = submitter_refusal(cxt, act, submitter);
+    if (step.error == nullptr && superuser_arg(submitter) && !pgd_enable_superuser_instances)
+        step.error = MemoryContextStrdup(
+            cxt, psprintf("pg_durable blocked instance %s: submitted_by role \"%s\" is a superuser, but "
+                          "pg_durable.enable_superuser_instances is off",
+                          act.instance_id, GetUserNameFromId(submitter, false)));
+    if (step.error == nullptr) {
+        OwnerScope owner = enter_owner();
+        List *role_settings = read_role_settings(cxt, submitter);
+        leave_owner(owner);
+        run_step_sql(cxt, act, submitter, role_settings, false, &step);
+    }
+    if (step.end == STEP_FAILED && step.interrupted)
+        ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED), errmsg("canceling statement due to user request")));
+
+    StringInfoData out;
+    MemoryContext old = MemoryContextSwitchTo(cxt);
+    initStringInfo(&out);
+    MemoryContextSwitchTo(old);
+    if (step.end == STEP_COMPLETED) {
+        appendStringInfoString(&out, "{\"outcome\":\"completed\",\"result\":");
+        appendStringInfoString(&out, step.result);
+    } else {
+        appendStringInfoString(&out, "{\"outcome\":\"failed\",\"error\":");
+        escape_json(&out, step.error);
+    }
+    appendStringInfoChar(&out, '}');
     SPI_finish();
     PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
 }

@@ -312,7 +312,7 @@ private:
 
 pid_t daemon_backend_pid(const TestCluster &cluster) {
     const auto pid =
-        cluster.query_value("SELECT pid FROM pg_stat_activity WHERE application_name = 'pg_durable_daemon'");
+        cluster.query_value("SELECT pid FROM pg_stat_activity WHERE application_name = 'pg_durable orchestrator'");
     return pid ? static_cast<pid_t>(std::stol(*pid)) : 0;
 }
 

@@ -19,7 +19,7 @@ TEST_CASE("robust: a plain DROP DATABASE of a workflow's target database succeed
     EngineCluster ec;
     const pid_t daemon = ec.daemon()->pid();
     ec.cluster().exec("CREATE DATABASE other");
-    ec.cluster().exec("CREATE TABLE t (n int); GRANT ALL ON t TO alice", "other");
+    ec.cluster().exec("CREATE EXTENSION pg_durable_target; CREATE TABLE t (n int); GRANT ALL ON t TO alice", "other");
 
     const auto first = ec.start("'INSERT INTO t VALUES (1)', database => 'other'");
     REQUIRE(ec.await(first) == "completed");

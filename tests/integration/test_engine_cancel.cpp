@@ -90,7 +90,9 @@ TEST_CASE("engine: roles cannot see or touch each other's instances; steps run w
 TEST_CASE("engine: steps run in another database", "[engine]") {
     EngineCluster ec;
     ec.cluster().exec("CREATE DATABASE other");
-    ec.cluster().exec("CREATE TABLE where_ran (db text, who text); GRANT ALL ON where_ran TO alice", "other");
+    ec.cluster().exec("CREATE EXTENSION pg_durable_target; "
+                      "CREATE TABLE where_ran (db text, who text); GRANT ALL ON where_ran TO alice",
+                      "other");
     const auto id = ec.start("'INSERT INTO where_ran VALUES (current_database(), current_user)' ~> "
                              "'SELECT count(*) AS n FROM where_ran', database => 'other'");
     CHECK(ec.await(id) == "completed");

@@ -98,7 +98,7 @@ TEST_CASE("the shim launches the daemon, restarts it after SIGKILL and stops it 
     // (pg_try_advisory_lock(0x70676475, 1), see daemon/store.cpp).
     CHECK(cluster.query_value("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
                               "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 1885824117 "
-                              "AND l.objid = 1 AND l.objsubid = 2 AND a.application_name = 'pg_durable_daemon' "
+                              "AND l.objid = 1 AND l.objsubid = 2 AND a.application_name = 'pg_durable orchestrator' "
                               "AND a.usename = '" + cluster.superuser() + "' AND a.datname = 'postgres'") ==
           std::optional<std::string>("1"));
 

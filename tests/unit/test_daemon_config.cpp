@@ -38,18 +38,20 @@ TEST_CASE("discrete flags as the shim passes them build a quoted conninfo", "[da
     CHECK(cmd.parent_fd == 3);
     CHECK(connection_string(cmd) ==
           "host='/var/run/postgresql' port='5433' dbname='my db' user='o\\'neil' "
-          "fallback_application_name='pg_durable_daemon' " + std::string(kDefaultKeepalives));
+          "fallback_application_name='pg_durable orchestrator' client_encoding='UTF8' " +
+              std::string(kDefaultKeepalives));
 }
 
 TEST_CASE("--conninfo comes first so discrete flags override it", "[daemon]") {
     const auto cmd = parse_command_line({"--conninfo=host=/tmp dbname=a", "--dbname=b"});
-    CHECK(connection_string(cmd) == "host=/tmp dbname=a dbname='b' fallback_application_name='pg_durable_daemon' " +
-                                        std::string(kDefaultKeepalives));
+    CHECK(connection_string(cmd) == "host=/tmp dbname=a dbname='b' fallback_application_name='pg_durable orchestrator' "
+                                    "client_encoding='UTF8' " + std::string(kDefaultKeepalives));
 }
 
 TEST_CASE("a URI is passed through but cannot be mixed with discrete flags", "[daemon]") {
     CHECK(connection_string(parse_command_line({"--conninfo", "postgresql://u@h/db"})) ==
-          "postgresql://u@h/db?keepalives=1&keepalives_idle=10&keepalives_interval=5&keepalives_count=3"
+          "postgresql://u@h/db?fallback_application_name=pg_durable%20orchestrator&client_encoding=UTF8"
+          "&keepalives=1&keepalives_idle=10&keepalives_interval=5&keepalives_count=3"
           "&tcp_user_timeout=30000");
     CHECK_THROWS_AS(connection_string(parse_command_line({"--conninfo", "postgres://h/db", "--user", "x"})),
                     UsageError);

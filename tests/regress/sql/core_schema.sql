@@ -54,8 +54,20 @@ DROP ROLE regress_schema_user;
 CREATE DATABASE regress_pgd_other;
 \c regress_pgd_other
 CREATE EXTENSION pg_durable;
+-- There, pg_durable_target provides the step entry point (workflows with
+-- database => 'regress_pgd_other'); it refuses every caller but the daemon's role.
+CREATE EXTENSION pg_durable_target;
+SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid) AS args
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'df';
+CREATE ROLE regress_target_user;
+SET ROLE regress_target_user;
+SELECT df._run_step('00000000', 'regress_target_user'::regrole::oid, 'SELECT 1');
+RESET ROLE;
+DROP ROLE regress_target_user;
 \c contrib_regression
 DROP DATABASE regress_pgd_other;
+-- ... and is not needed in pg_durable.database.
+CREATE EXTENSION pg_durable_target;
 
 -- Plain CREATE SCHEMA: an existing df schema makes CREATE EXTENSION fail;
 -- DROP EXTENSION removes every object, and CREATE works again at once.
