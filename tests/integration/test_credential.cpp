@@ -192,7 +192,10 @@ TEST_CASE("credential: a scram-only cluster runs every node type with the daemon
     // Retention deletes as durable_worker too.
     cluster.exec("ALTER SYSTEM SET pg_durable.retention_days = 0");
     cluster.exec("SELECT pg_reload_conf()");
-    daemon.signal(SIGHUP);
+    // pg_reload_conf() only signals: until the daemon's session has re-read
+    // the file, SHOW there still says the old value. So SIGHUP until it sees it.
+    REQUIRE_EVENTUALLY((daemon.signal(SIGHUP), daemon.log_contains("setting pg_durable.retention_days changed")),
+                       20s, daemon.log());
     REQUIRE_EVENTUALLY(value(cluster, "SELECT count(*) FROM df.instances") == "0", 30s, daemon.log());
 
     CHECK(daemon.running());
