@@ -102,7 +102,16 @@ PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
         echo $((20000 + RANDOM % 20000)))"
 
 say "cluster in $DIR (port $PORT)"
-as_pg "$BINDIR/initdb" -D "$DATA" -A trust -U "$SUPERUSER" -E UTF8 --locale=C --no-instructions >"$DIR/initdb.log" 2>&1 ||
+# scram-sha-256, no trust (as bench/run.sh): one throw-away password for every
+# role, in a passfile (one wildcard line) that psql and the daemon read.
+PASSWORD="$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+printf '%s\n' "$PASSWORD" >"$DIR/pwfile"
+printf '*:*:*:*:%s\n' "$PASSWORD" >"$DIR/pgpass"
+chmod 600 "$DIR/pwfile" "$DIR/pgpass"
+[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$DIR/pwfile"
+export PGPASSFILE="$DIR/pgpass"
+as_pg "$BINDIR/initdb" -D "$DATA" --auth=scram-sha-256 --pwfile="$DIR/pwfile" -U "$SUPERUSER" -E UTF8 --locale=C \
+  --no-instructions >"$DIR/initdb.log" 2>&1 ||
   { cat "$DIR/initdb.log" >&2; die "initdb failed"; }
 as_pg tee -a "$DATA/postgresql.conf" >/dev/null <<EOF
 
@@ -124,7 +133,7 @@ psql_su() { "$BINDIR/psql" "${CONN[@]}" -U "$SUPERUSER" -X -q -v ON_ERROR_STOP=1
 val()     { psql_su -At -c "$1"; }
 
 psql_su -c "CREATE EXTENSION pg_durable" >/dev/null
-psql_su -c "CREATE ROLE looper LOGIN" >/dev/null
+psql_su -c "CREATE ROLE looper LOGIN PASSWORD '$PASSWORD'" >/dev/null
 psql_su -c "SELECT df.grant_usage('looper')" >/dev/null
 
 TZ=UTC "$DAEMON" --conninfo "host=$DIR port=$PORT dbname=postgres user=$SUPERUSER" --log-level info \

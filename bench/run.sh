@@ -140,7 +140,17 @@ PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
         echo $((20000 + RANDOM % 20000)))"
 
 say "cluster in $DIR (port $PORT), mode $MODE"
-as_pg "$BINDIR/initdb" -D "$DATA" -A trust -U "$SUPERUSER" -E UTF8 --locale=C --no-instructions >"$DIR/initdb.log" 2>&1 ||
+# scram-sha-256 everywhere, as in production: one throw-away password for the
+# superuser, bench and the daemon's role durable_worker, in a passfile
+# (one wildcard line) that psql, pgbench and the daemon read through PGPASSFILE.
+PASSWORD="$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+printf '%s\n' "$PASSWORD" >"$DIR/pwfile"
+printf '*:*:*:*:%s\n' "$PASSWORD" >"$DIR/pgpass"
+chmod 600 "$DIR/pwfile" "$DIR/pgpass"
+[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$DIR/pwfile"
+export PGPASSFILE="$DIR/pgpass"
+as_pg "$BINDIR/initdb" -D "$DATA" --auth=scram-sha-256 --pwfile="$DIR/pwfile" -U "$SUPERUSER" -E UTF8 --locale=C \
+  --no-instructions >"$DIR/initdb.log" 2>&1 ||
   { cat "$DIR/initdb.log" >&2; die "initdb failed"; }
 as_pg tee -a "$DATA/postgresql.conf" >/dev/null <<EOF
 
@@ -155,6 +165,7 @@ full_page_writes = on
 shared_preload_libraries = 'pg_durable'
 pg_durable.database = 'postgres'
 pg_durable.launch_daemon = off
+pg_durable.worker_role = 'durable_worker'
 pg_durable.max_user_connections = 10
 log_line_prefix = '%m [%p] %u %a '
 log_checkpoints = off
@@ -169,8 +180,13 @@ psql_su()    { "$BINDIR/psql" "${CONN[@]}" -U "$SUPERUSER" -X -q -v ON_ERROR_STO
 psql_bench() { "$BINDIR/psql" "${CONN[@]}" -U bench -X -q -v ON_ERROR_STOP=1 "$@"; }
 val()        { psql_su -At -c "$1"; }
 
+# The daemon's own role (docs/OPERATIONS.md §3), before CREATE EXTENSION,
+# which grants it what the daemon needs.
+psql_su -c "CREATE ROLE durable_worker LOGIN BYPASSRLS PASSWORD '$PASSWORD'" \
+  -c "GRANT pg_read_all_settings TO durable_worker" >/dev/null
 psql_su -c "CREATE EXTENSION pg_durable" >/dev/null
 psql_su -f "$HERE/setup.sql" >/dev/null
+psql_su -c "ALTER ROLE bench PASSWORD '$PASSWORD'" >/dev/null
 
 SERVER_VERSION="$(val "SHOW server_version")"
 SETTINGS="$(val "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings
@@ -202,7 +218,7 @@ TPS8N="$(pgbench_tps 8 pgbench_notify.sql)"
 DAEMON_STARTS=0
 start_daemon() {
   DAEMON_STARTS=$((DAEMON_STARTS + 1))
-  TZ=UTC "$DAEMON" --conninfo "host=$DIR port=$PORT dbname=postgres user=$SUPERUSER" \
+  TZ=UTC "$DAEMON" --conninfo "host=$DIR port=$PORT dbname=postgres user=durable_worker" \
     --log-level "${1:-${PGD_BENCH_LOG_LEVEL:-info}}" >>"$DAEMON_LOG" 2>&1 &
   DAEMON_PID=$!
   for _ in $(seq 300); do

@@ -13,6 +13,18 @@ std::vector<std::string> setting_names() {
     return names;
 }
 
+// The server refused the daemon's credential: say where it comes from, since
+// retrying cannot fix it (a rotated password is picked up on the next
+// attempt once the passfile has it).
+std::string credential_hint(const std::string &message) {
+    for (const char *refused : {"authentication failed", "no password supplied", "password is empty",
+                                "no pg_hba.conf entry"})
+        if (message.find(refused) != std::string::npos)
+            return " (the server refused the daemon's login: check the password in its passfile, PGPASSFILE "
+                   "or ~/.pgpass of its OS user, and pg_hba.conf; see docs/OPERATIONS.md §3)";
+    return "";
+}
+
 }  // namespace
 
 const char *to_string(Phase phase) {
@@ -51,7 +63,8 @@ void Lifecycle::connect() {
         if (!r.ok()) {
             // Log state changes, not every attempt (STYLE A4 item 10).
             if (connect_failures_ == 0 || r.message != last_connect_error_)
-                log_->warn("cannot connect to the server: {}; retrying with backoff", r.message);
+                log_->warn("cannot connect to the server: {}; retrying with backoff{}", r.message,
+                           credential_hint(r.message));
             else
                 log_->debug("connection attempt {} failed: {}", connect_failures_ + 1, r.message);
             ++connect_failures_;
@@ -115,10 +128,20 @@ void Lifecycle::check_target(const ServerSettings &settings) {
         log_->warn("connected to database \"{}\", but pg_durable.database is '{}'; the extension can only "
                    "be created in '{}', so this daemon will wait for it forever",
                    connection_.dbname, settings.database, settings.database);
-    if (!connection_.superuser)
-        log_->warn("role \"{}\" is not a superuser; the daemon needs one to manage every user's instances "
-                   "(pg_durable.worker_role)",
-                   connection_.user);
+    // df._run_step admits only pg_durable.worker_role (a superuser when it
+    // is empty): a daemon logged in as anyone else fails every SQL step.
+    if (!settings.worker_role.empty() && connection_.user != settings.worker_role)
+        log_->warn("connected as role \"{}\", but pg_durable.worker_role is '{}'; df._run_step admits only "
+                   "that role, so every SQL step will fail: connect as '{}'",
+                   connection_.user, settings.worker_role, settings.worker_role);
+    else if (settings.worker_role.empty() && !connection_.superuser)
+        log_->warn("role \"{}\" is not a superuser, but pg_durable.worker_role is empty, so df._run_step "
+                   "admits only superusers: set pg_durable.worker_role = '{}' (docs/OPERATIONS.md)",
+                   connection_.user, connection_.user);
+    if (!connection_.superuser && !connection_.bypassrls)
+        log_->warn("role \"{}\" has neither SUPERUSER nor BYPASSRLS; row security hides other roles' "
+                   "instances from it: ALTER ROLE {} BYPASSRLS (docs/OPERATIONS.md)",
+                   connection_.user, connection_.user);
 }
 
 void Lifecycle::apply_reload(const ServerSettings &shown) {

@@ -114,7 +114,9 @@ void OrchestratorLink::connect(Callback<Connected> done) {
             info.server_version = conn->server_version();
             info.user = conn->username();
             info.dbname = conn->dbname();
-            info.superuser = store::is_superuser(*conn);
+            const auto role = store::session_role_attributes(*conn);
+            info.superuser = role.superuser;
+            info.bypassrls = role.bypassrls;
             session_->conn = std::move(conn);
             return info;
         },

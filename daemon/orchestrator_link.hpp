@@ -44,6 +44,7 @@ struct Connected {
     std::string user;
     std::string dbname;
     bool superuser = false;
+    bool bypassrls = false;
 };
 
 struct Attached {

@@ -89,9 +89,11 @@ std::map<std::string, std::optional<std::string>> show_settings(pqxx::connection
     return shown;
 }
 
-bool is_superuser(pqxx::connection &conn) {
+RoleAttributes session_role_attributes(pqxx::connection &conn) {
     pqxx::nontransaction tx(conn);
-    return tx.exec1("SELECT pg_catalog.current_setting('is_superuser') = 'on'")[0].as<bool>();
+    const auto row =
+        tx.exec1("SELECT rolsuper, rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = session_user");
+    return RoleAttributes{row[0].as<bool>(), row[1].as<bool>()};
 }
 
 ServerState probe_server(pqxx::connection &conn) {

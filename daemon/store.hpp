@@ -31,9 +31,14 @@ void bind_session_epoch(pqxx::connection &conn, const std::string &epoch_id);
 std::map<std::string, std::optional<std::string>> show_settings(pqxx::connection &conn,
                                                                 const std::vector<std::string> &names);
 
-// Whether the session's role is a superuser (the daemon needs one to manage
-// every user's instances past row security, SPEC §3 worker_role).
-bool is_superuser(pqxx::connection &conn);
+// The login role's attributes that decide whether the daemon can manage
+// every user's instances past row security (SPEC §3 worker_role: a superuser,
+// or a role with BYPASSRLS and the grants docs/OPERATIONS.md lists).
+struct RoleAttributes {
+    bool superuser = false;
+    bool bypassrls = false;
+};
+RoleAttributes session_role_attributes(pqxx::connection &conn);
 
 struct ServerState {
     bool in_recovery = false;

@@ -58,7 +58,7 @@ void define_settings() {
         "Database whose durable functions the daemon runs.", nullptr,
         &pgd_database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
     DefineCustomStringVariable("pg_durable.worker_role",
-        "Role of the daemon's own connections (a superuser); empty means the bootstrap superuser.",
+        "The one role the daemon connects as (e.g. durable_worker); empty means the bootstrap superuser.",
         nullptr, &pgd_worker_role, "", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
     DefineCustomBoolVariable("pg_durable.launch_daemon",
         "Launch and supervise pg_durable_daemon from a background worker.", nullptr,

@@ -7,6 +7,10 @@
 #   .local/pgdata        the cluster, owned by the postgres OS user
 #   .local/run           its unix socket directory
 #   .local/postgres.log  server log (stderr of postmaster, shim and daemon)
+#   .local/daemon.pgpass the daemon's password (role durable_worker), owner
+#                        postgres, 0600; PGPASSFILE of the server, so of the
+#                        daemon the shim launches (PGD_AUTH=scram-sha-256)
+#   .local/pgpass        durable_demo's password, for make psql and the demo
 # If the postgres OS user cannot traverse into the project directory (e.g. a
 # checkout under a 0700 home), the same layout lives in
 # /var/tmp/pg_durable-<hash of the project path> instead.
@@ -14,7 +18,8 @@
 # Environment knobs:
 #   PGD_PORT=5499          TCP port and socket name of the cluster (run.sh
 #                          remembers PGD_PORT and PGD_AUTH in cluster.env)
-#   PGD_AUTH=trust|peer    local-socket authentication (docs/OPERATIONS.md)
+#   PGD_AUTH=scram-sha-256|peer  local-socket authentication of the daemon
+#                          and the demo role (docs/OPERATIONS.md §1, §3)
 #   PGD_ROLE=postgres      role make psql connects as
 #   PGD_ATTACH_TIMEOUT=60  seconds run.sh waits for the daemon heartbeat
 #   PGD_DEMO_TIMEOUT=20    seconds demo.sql waits for its instance
@@ -24,6 +29,7 @@
 PGD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 PGD_DB=postgres
 PGD_DEMO_ROLE=durable_demo
+PGD_WORKER_ROLE=durable_worker
 
 # Same choice as cmake/PostgreSQL.cmake: the PostgreSQL 15 tree first.
 if [ -x /usr/lib/postgresql/15/bin/pg_config ]; then
@@ -77,6 +83,8 @@ pgd_choose_state_dir() {
   PGD_DATA="$PGD_STATE/pgdata"
   PGD_SOCK="$PGD_STATE/run"
   PGD_LOG="$PGD_STATE/postgres.log"
+  PGD_DAEMON_PASSFILE="$PGD_STATE/daemon.pgpass"
+  PGD_PASSFILE="$PGD_STATE/pgpass"
 }
 
 pgd_choose_state_dir
@@ -86,12 +94,17 @@ pgd_choose_state_dir
 # followed by a plain `make psql` / `make stop`.
 pgd_saved() {
   [ -f "$PGD_STATE/cluster.env" ] || return 0
-  sed -n "s/^$1=\([A-Za-z0-9_]*\)$/\1/p" "$PGD_STATE/cluster.env" | tail -n1
+  sed -n "s/^$1=\([A-Za-z0-9_-]*\)$/\1/p" "$PGD_STATE/cluster.env" | tail -n1
 }
 PGD_PORT="${PGD_PORT:-$(pgd_saved PGD_PORT)}"
 PGD_PORT="${PGD_PORT:-5499}"
 PGD_AUTH="${PGD_AUTH:-$(pgd_saved PGD_AUTH)}"
-PGD_AUTH="${PGD_AUTH:-trust}"
+PGD_AUTH="${PGD_AUTH:-scram-sha-256}"
+# A cluster from before trust was dropped remembers it: move on to the default.
+if [ "$PGD_AUTH" = trust ]; then
+  pgd_warn "PGD_AUTH=trust is no longer supported: using scram-sha-256"
+  PGD_AUTH=scram-sha-256
+fi
 
 # pgd_ctl ARGS... runs pg_ctl on this cluster as postgres.
 pgd_ctl() { as_postgres "$PGD_BINDIR/pg_ctl" -D "$PGD_DATA" "$@"; }
@@ -101,9 +114,10 @@ pgd_running() { as_root test -f "$PGD_DATA/PG_VERSION" && pgd_ctl status >/dev/n
 
 # pgd_psql [ARGS...] runs psql on the cluster as the postgres role (add
 # -U <role> to change it), without psqlrc, stopping at the first error.
+# postgres logs in by peer; other roles find their password in $PGD_PASSFILE.
 pgd_psql() {
-  as_postgres "$PGD_BINDIR/psql" -X -v ON_ERROR_STOP=1 -h "$PGD_SOCK" -p "$PGD_PORT" \
-    -d "$PGD_DB" -U postgres "$@"
+  as_postgres env PGPASSFILE="$PGD_PASSFILE" "$PGD_BINDIR/psql" -X -v ON_ERROR_STOP=1 -h "$PGD_SOCK" \
+    -p "$PGD_PORT" -d "$PGD_DB" -U postgres "$@"
 }
 
 # pgd_postmaster_pid prints the postmaster's pid (first line of postmaster.pid).

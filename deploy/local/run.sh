@@ -23,7 +23,7 @@ id postgres >/dev/null 2>&1 ||
   pgd_die "no 'postgres' OS user; install postgresql-15 (make deps)"
 [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null ||
   pgd_die "run as root, or as a user with sudo"
-case "$PGD_AUTH" in trust|peer) ;; *) pgd_die "PGD_AUTH must be trust or peer" ;; esac
+case "$PGD_AUTH" in scram-sha-256|peer) ;; *) pgd_die "PGD_AUTH must be scram-sha-256 or peer" ;; esac
 case "$PGD_PORT" in ''|*[!0-9]*) pgd_die "PGD_PORT must be a number" ;; esac
 
 PRELOAD=1
@@ -54,14 +54,31 @@ pgd_say "local cluster: $PGD_DATA (port $PGD_PORT, socket $PGD_SOCK, auth $PGD_A
 mkdir -p "$PGD_STATE" 2>/dev/null || as_root mkdir -p "$PGD_STATE"
 chmod 755 "$PGD_STATE" 2>/dev/null || as_root chmod 755 "$PGD_STATE"
 as_root install -d -o postgres -g postgres -m 700 "$PGD_DATA"
-# trust: the socket directory is private to postgres (root passes anyway), so
-# reaching the socket is the authentication. peer: anyone may reach it.
-if [ "$PGD_AUTH" = trust ]; then sockmode=700; else sockmode=755; fi
-as_root install -d -o postgres -g postgres -m "$sockmode" "$PGD_SOCK"
+# Anyone may reach the socket: pg_hba.conf decides who logs in as whom.
+as_root install -d -o postgres -g postgres -m 755 "$PGD_SOCK"
 printf '# written by deploy/local/run.sh\nPGD_PORT=%s\nPGD_AUTH=%s\n' "$PGD_PORT" "$PGD_AUTH" |
   if [ -w "$PGD_STATE" ]; then tee "$PGD_STATE/cluster.env"; else as_root tee "$PGD_STATE/cluster.env"; fi >/dev/null
 as_root test -e "$PGD_LOG" || as_root install -o postgres -g postgres -m 644 /dev/null "$PGD_LOG"
 as_root chown postgres:postgres "$PGD_LOG"
+
+# Passwords (scram-sha-256): made once, kept in passfiles only postgres (and
+# root) can read; run.sh sets them on the roles on every run, so the files
+# are the truth. passfile_password FILE prints the password of its one line.
+passfile_password() { as_root test -f "$1" && as_root cut -d: -f5- "$1" | head -n1; }
+new_password() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
+# write_passfile FILE ROLE PASSWORD
+write_passfile() {
+  printf '*:*:*:%s:%s\n' "$2" "$3" | as_root install -o postgres -g postgres -m 600 /dev/stdin "$1"
+}
+WORKER_PASSWORD="" DEMO_PASSWORD=""
+if [ "$PGD_AUTH" = scram-sha-256 ]; then
+  WORKER_PASSWORD="$(passfile_password "$PGD_DAEMON_PASSFILE" || true)"
+  [ -n "$WORKER_PASSWORD" ] || WORKER_PASSWORD="$(new_password)"
+  write_passfile "$PGD_DAEMON_PASSFILE" "$PGD_WORKER_ROLE" "$WORKER_PASSWORD"
+  DEMO_PASSWORD="$(passfile_password "$PGD_PASSFILE" || true)"
+  [ -n "$DEMO_PASSWORD" ] || DEMO_PASSWORD="$(new_password)"
+  write_passfile "$PGD_PASSFILE" "$PGD_DEMO_ROLE" "$DEMO_PASSWORD"
+fi
 
 # ------------------------------------------------------------------ initdb
 if ! as_root test -f "$PGD_DATA/PG_VERSION"; then
@@ -100,6 +117,7 @@ max_connections = $MAXCONN
 
 $preload
 pg_durable.database = 'postgres'
+pg_durable.worker_role = '$PGD_WORKER_ROLE'
 pg_durable.launch_daemon = on
 pg_durable.max_management_connections = $MGMT
 pg_durable.max_duroxide_connections = $DUROX
@@ -116,37 +134,42 @@ if ! as_root grep -q "^include 'pg_durable.local.conf'" "$PGD_DATA/postgresql.co
     as_postgres tee -a "$PGD_DATA/postgresql.conf" >/dev/null
 fi
 
-# Who may use the local socket (docs/OPERATIONS.md, "Authentication of user
-# connections"). The daemon runs as the postgres OS user and must be able to
-# connect as every role that submits workflows.
-if [ "$PGD_AUTH" = trust ]; then
+# Who may use the local socket (docs/OPERATIONS.md §1, §3). The daemon logs
+# in as its one role durable_worker (steps run as their submitter inside
+# df._run_step), so it needs one line; no trust anywhere.
+# The developer: ourselves, or who ran `sudo make run`. postgres, root and the
+# developer log in as the superuser postgres by peer.
+if [ "$(id -u)" -ne 0 ]; then invoker="$(id -un)"; else invoker="${SUDO_USER:-root}"; fi
+mapped_os_users="postgres root"
+case " $mapped_os_users " in *" $invoker "*) ;; *) mapped_os_users="$mapped_os_users $invoker" ;; esac
+if [ "$PGD_AUTH" = scram-sha-256 ]; then
+  {
+    echo "# Written by deploy/local/run.sh (PGD_AUTH=scram-sha-256)."
+    echo "# MAPNAME   SYSTEM-USERNAME  PG-USERNAME"
+    for u in $mapped_os_users; do printf 'pg_durable  %-15s  postgres\n' "$u"; done
+  } | conf_file pg_ident.conf
   conf_file pg_hba.conf <<EOF
-# Written by deploy/local/run.sh (PGD_AUTH=trust).
-# The socket directory $PGD_SOCK is mode 0700, owned by postgres: only the
-# postgres OS user (the daemon) and root can reach the socket, and they may
-# connect as any role -- exactly what they could do anyway by owning the data
-# directory. Other OS users cannot connect. TCP needs a password (none is set).
-# TYPE  DATABASE     USER  ADDRESS       METHOD
-local   all          all                 trust
-local   replication  all                 trust
-host    all          all   127.0.0.1/32  scram-sha-256
-host    all          all   ::1/128       scram-sha-256
-EOF
-  conf_file pg_ident.conf <<EOF
-# Written by deploy/local/run.sh: not used with PGD_AUTH=trust.
+# Written by deploy/local/run.sh (PGD_AUTH=scram-sha-256): the superuser by
+# peer (the OS users pg_ident.conf maps), every other role -- the daemon's
+# $PGD_WORKER_ROLE (passfile $PGD_DAEMON_PASSFILE) and $PGD_DEMO_ROLE
+# (passfile $PGD_PASSFILE) -- by password.
+# TYPE  DATABASE     USER      ADDRESS       METHOD
+local   all          postgres                peer map=pg_durable
+local   all          all                     scram-sha-256
+local   replication  postgres                peer map=pg_durable
+host    all          all       127.0.0.1/32  scram-sha-256
+host    all          all       ::1/128       scram-sha-256
 EOF
 else
-  # The developer: ourselves, or who ran `sudo make run`.
-  if [ "$(id -u)" -ne 0 ]; then invoker="$(id -un)"; else invoker="${SUDO_USER:-root}"; fi
-  mapped_os_users="postgres root"
-  case " $mapped_os_users " in *" $invoker "*) ;; *) mapped_os_users="$mapped_os_users $invoker" ;; esac
+  # The daemon runs as the postgres OS user and logs in as $PGD_WORKER_ROLE.
   roles="postgres $PGD_DEMO_ROLE ${PGD_PEER_ROLES:-}"
   {
     echo "# Written by deploy/local/run.sh (PGD_AUTH=peer)."
     echo "# PostgreSQL 15 matches the role column literally (PG 16 adds 'all' and"
-    echo "# regular expressions there), so every role the daemon runs steps as"
-    echo "# needs its own line. Add roles with PGD_PEER_ROLES='a b' make run."
+    echo "# regular expressions there), so every role needs its own line. Add"
+    echo "# roles with PGD_PEER_ROLES='a b' make run."
     echo "# MAPNAME   SYSTEM-USERNAME  PG-USERNAME"
+    printf 'pg_durable  %-15s  %s\n' postgres "$PGD_WORKER_ROLE"
     for u in $mapped_os_users; do
       for r in $roles; do printf 'pg_durable  %-15s  %s\n' "$u" "$r"; done
     done
@@ -174,7 +197,10 @@ else
   pgd_say "starting the cluster"
   ctl_args=(start)
 fi
-if ! pgd_ctl -l "$PGD_LOG" -w -t 120 "${ctl_args[@]}" >/dev/null; then
+# PGPASSFILE in the server's environment: the daemon the shim launches
+# inherits it and finds durable_worker's password there.
+if ! as_postgres env PGPASSFILE="$PGD_DAEMON_PASSFILE" "$PGD_BINDIR/pg_ctl" -D "$PGD_DATA" \
+     -l "$PGD_LOG" -w -t 120 "${ctl_args[@]}" >/dev/null; then
   log_since_start | tail -n 25 >&2 || true
   pgd_die "pg_ctl ${ctl_args[0]} failed; log: $PGD_LOG (is port $PGD_PORT taken by another server?)"
 fi
@@ -182,7 +208,6 @@ pgd_psql -Atqc "SELECT 'server: ' || version()"
 
 print_connect_help() {
   local psql_cmd="psql -h $PGD_SOCK -p $PGD_PORT -U postgres postgres"
-  [ "$PGD_AUTH" = trust ] && [ "$(id -u)" -ne 0 ] && psql_cmd="sudo -u postgres $psql_cmd"
   cat <<EOF
 
 Connect:  make psql                      (PGD_ROLE=$PGD_DEMO_ROLE make psql for the demo role)
@@ -202,8 +227,35 @@ if [ "${PGD_RECREATE:-0}" = 1 ]; then
   pgd_say "PGD_RECREATE=1: dropping the extension (all instances are lost)"
   pgd_psql -qc "DROP EXTENSION IF EXISTS pg_durable CASCADE"
 fi
+# The daemon's own role (docs/OPERATIONS.md §3.1), before CREATE EXTENSION,
+# which grants it what the daemon needs. The GRANTs after it cover a cluster
+# whose extension predates the role.
+pgd_say "daemon role $PGD_WORKER_ROLE"
+if [ "$PGD_AUTH" = scram-sha-256 ]; then worker_pw="PASSWORD '$WORKER_PASSWORD'"; else worker_pw="PASSWORD NULL"; fi
+pgd_psql -q <<EOF
+DO \$\$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '$PGD_WORKER_ROLE') THEN
+    CREATE ROLE $PGD_WORKER_ROLE LOGIN BYPASSRLS;
+  END IF;
+END
+\$\$;
+ALTER ROLE $PGD_WORKER_ROLE LOGIN BYPASSRLS NOSUPERUSER $worker_pw;
+GRANT pg_read_all_settings TO $PGD_WORKER_ROLE;
+EOF
+
 pgd_say "CREATE EXTENSION pg_durable"
 pgd_psql -qc "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS pg_durable"
+pgd_psql -q <<EOF
+GRANT USAGE ON SCHEMA df TO $PGD_WORKER_ROLE;
+GRANT SELECT, UPDATE, DELETE ON df.instances TO $PGD_WORKER_ROLE;
+GRANT SELECT, UPDATE ON df.nodes TO $PGD_WORKER_ROLE;
+GRANT SELECT ON df._instance_vars TO $PGD_WORKER_ROLE;
+GRANT SELECT, INSERT, UPDATE, DELETE ON df._activations, df._worker_epoch TO $PGD_WORKER_ROLE;
+GRANT SELECT, INSERT, DELETE ON df._executions TO $PGD_WORKER_ROLE;
+GRANT SELECT, DELETE ON df._signals TO $PGD_WORKER_ROLE;
+GRANT SELECT, INSERT, UPDATE ON df._daemon_secret TO $PGD_WORKER_ROLE;
+EOF
 pgd_psql -Atqc "SELECT 'pg_durable ' || extversion FROM pg_extension WHERE extname = 'pg_durable'"
 pgd_psql -Atqc "SELECT 'df.version(): ' || df.version()" 2>/dev/null || true
 
@@ -212,6 +264,7 @@ pgd_say "playground schema (deploy/local/playground.sql)"
 pgd_psql -q -At < "$HERE/playground.sql"
 
 pgd_say "demo role $PGD_DEMO_ROLE"
+if [ "$PGD_AUTH" = scram-sha-256 ]; then demo_pw="PASSWORD '$DEMO_PASSWORD'"; else demo_pw="PASSWORD NULL"; fi
 pgd_psql -q <<EOF
 DO \$\$
 BEGIN
@@ -220,7 +273,7 @@ BEGIN
   END IF;
 END
 \$\$;
-ALTER ROLE $PGD_DEMO_ROLE LOGIN NOSUPERUSER;
+ALTER ROLE $PGD_DEMO_ROLE LOGIN NOSUPERUSER $demo_pw;
 \o /dev/null
 SELECT df.grant_usage('$PGD_DEMO_ROLE');
 \o

@@ -22,7 +22,7 @@ BEGIN
         SELECT rolsuper, rolbypassrls INTO rsuper, rbypass FROM pg_catalog.pg_roles WHERE rolname = wrole;
         IF NOT FOUND THEN
             RAISE WARNING 'pg_durable: worker role "%" does not exist. The background worker will not be able to process workflows. Create the role as a superuser before using pg_durable.', wrole;
-        ELSIF NOT rsuper THEN
+        ELSIF NOT (rsuper OR rbypass) THEN
             RAISE WARNING 'pg_durable: worker role "%" is not a superuser. The background worker must be a superuser to bypass RLS and manage all users'' instances. Grant superuser or BYPASSRLS to this role.', wrole;
         END IF;
     END IF;

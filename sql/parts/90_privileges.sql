@@ -13,3 +13,29 @@ BEGIN
     END LOOP;
 END
 $revoke$;
+
+-- The daemon's own role (pg_durable.worker_role, DESIGN §2.4): when it names
+-- an existing role that is not a superuser, it gets exactly what the daemon's
+-- work needs and nothing else (docs/ARCHITECTURE.md "Privileges" says why
+-- each one). The role itself (LOGIN, BYPASSRLS, pg_read_all_settings) is the
+-- operator's one-time step before CREATE EXTENSION; a role created later gets
+-- these same statements by hand (docs/OPERATIONS.md §3). EXECUTE on
+-- df._run_step is PUBLIC already: the function itself admits only this role.
+DO $worker$
+DECLARE
+    wrole text := current_setting('pg_durable.worker_role');
+    r     text := pg_catalog.quote_ident(current_setting('pg_durable.worker_role'));
+BEGIN
+    IF wrole = '' OR NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = wrole AND NOT rolsuper) THEN
+        RETURN;
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA df TO %s', r);
+    EXECUTE format('GRANT SELECT, UPDATE, DELETE ON df.instances TO %s', r);
+    EXECUTE format('GRANT SELECT, UPDATE ON df.nodes TO %s', r);
+    EXECUTE format('GRANT SELECT ON df._instance_vars TO %s', r);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON df._activations, df._worker_epoch TO %s', r);
+    EXECUTE format('GRANT SELECT, INSERT, DELETE ON df._executions TO %s', r);
+    EXECUTE format('GRANT SELECT, DELETE ON df._signals TO %s', r);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON df._daemon_secret TO %s', r);
+END
+$worker$;

@@ -210,9 +210,10 @@ TestCluster::TestCluster(ClusterOptions options) {
     }
     try {
         port_ = pick_free_port();
-        const int rc = run_pg_tool({std::string(PGD_PG_BINDIR) + "/initdb", "-D", data_dir(), "-A", "trust",
-                                    "-U", superuser_, "-E", "UTF8", "--locale=C", "--no-sync",
-                                    "--no-instructions"});
+        write_credentials();
+        const int rc = run_pg_tool({std::string(PGD_PG_BINDIR) + "/initdb", "-D", data_dir(),
+                                    "--auth=scram-sha-256", "--pwfile=" + dir_ + "/pwfile", "-U", superuser_,
+                                    "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"});
         if (rc != 0) throw std::runtime_error("initdb failed (exit " + std::to_string(rc) + "); see " + dir_ + "/tools.log");
         write_config(options);
         start();
@@ -232,6 +233,27 @@ TestCluster::~TestCluster() {
     if (std::getenv("PGD_KEEP_CLUSTER")) return;
     std::error_code ignored;
     std::filesystem::remove_all(dir_, ignored);
+}
+
+void TestCluster::write_credentials() const {
+    // Owned by the cluster's OS user (initdb, and a daemon the shim launches,
+    // read them), mode 0600 (libpq ignores a passfile others can read).
+    const std::pair<std::string, std::string> files[] = {
+        {dir_ + "/pwfile", std::string(kRolePassword) + "\n"},
+        {passfile(), std::string("*:*:*:*:") + kRolePassword + "\n"},
+    };
+    for (const auto &[path, text] : files) {
+        std::ofstream out(path, std::ios::trunc);
+        out << text;
+        out.close();
+        if (!out || ::chmod(path.c_str(), 0600) != 0)
+            throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
+        if (running_as_root()) {
+            const passwd *pw = ::getpwnam(kClusterOsUser);
+            if (pw == nullptr || ::chown(path.c_str(), pw->pw_uid, pw->pw_gid) != 0)
+                throw std::runtime_error("chown(" + path + "): " + std::strerror(errno));
+        }
+    }
 }
 
 void TestCluster::write_config(const ClusterOptions &options) {
@@ -259,7 +281,10 @@ int TestCluster::run_pg_tool(const std::vector<std::string> &args) const {
 }
 
 void TestCluster::start() {
-    const int rc = run_pg_tool({std::string(PGD_PG_BINDIR) + "/pg_ctl", "-D", data_dir(), "-l",
+    // PGPASSFILE in the server's environment: a daemon the shim launches
+    // inherits it, as with a production server's ~/.pgpass.
+    const int rc = run_pg_tool({"/usr/bin/env", "PGPASSFILE=" + passfile(), std::string(PGD_PG_BINDIR) + "/pg_ctl",
+                                "-D", data_dir(), "-l",
                                 dir_ + "/server.log", "-w", "-t", "60", "start"});
     if (rc != 0)
         throw std::runtime_error("pg_ctl start failed (exit " + std::to_string(rc) + "):\n" + server_log());
@@ -280,7 +305,8 @@ void TestCluster::restart(StopMode mode) {
 
 std::string TestCluster::conninfo(const std::string &role, const std::string &dbname) const {
     return "host=" + quote_conninfo(dir_) + " port=" + std::to_string(port_) +
-           " dbname=" + quote_conninfo(dbname) + " user=" + quote_conninfo(role.empty() ? superuser_ : role);
+           " dbname=" + quote_conninfo(dbname) + " user=" + quote_conninfo(role.empty() ? superuser_ : role) +
+           " passfile=" + quote_conninfo(passfile());
 }
 
 void TestCluster::exec(const std::string &sql, const std::string &dbname) const {

@@ -3,7 +3,10 @@
 // TestCluster: initdb into a fresh mktemp directory (owned by the postgres OS
 // user: initdb and postgres refuse to run as root, so as root they run through
 // `runuser -u postgres --`), socket directory = that directory, no TCP,
-// fsync off, pg_durable preloaded, trust for local connections. The
+// fsync off, pg_durable preloaded, scram-sha-256 for every connection (no
+// trust): every role logs in with kRolePassword, which libpq finds in the
+// cluster's passfile (one wildcard line; conninfo() names it, and the server
+// passes PGPASSFILE on to a daemon the shim launches). The
 // destructor stops the server (immediate) and removes the directory even when
 // a test fails (set PGD_KEEP_CLUSTER=1 to keep it for a post-mortem).
 //
@@ -33,6 +36,12 @@
 namespace pgd::test {
 
 using namespace std::chrono_literals;
+
+// Password of every login role of a test cluster (the bootstrap superuser's
+// from initdb). A role a test creates gets it with kLogin:
+// "CREATE ROLE alice " + kLogin.
+inline constexpr const char *kRolePassword = "pgd-test-password";
+inline const std::string kLogin = std::string("LOGIN PASSWORD '") + kRolePassword + "'";
 
 // Polls predicate until it is true or the deadline passes; true if it became true.
 bool wait_until(const std::function<bool()> &predicate, std::chrono::milliseconds deadline,
@@ -66,6 +75,9 @@ public:
     std::string data_dir() const { return dir_ + "/data"; }
     int port() const { return port_; }
     const std::string &superuser() const { return superuser_; }
+    // The passfile every connection of this cluster uses (also PGPASSFILE of
+    // the server, so of a daemon the shim launches).
+    std::string passfile() const { return dir_ + "/pgpass"; }
 
     // libpq connection string; role "" = the bootstrap superuser.
     std::string conninfo(const std::string &role = "", const std::string &dbname = "postgres") const;
@@ -85,6 +97,7 @@ public:
 
 private:
     void write_config(const ClusterOptions &options);
+    void write_credentials() const;
     // Runs a PostgreSQL program as the cluster's OS user; output goes to the
     // tool log. Returns the exit status.
     int run_pg_tool(const std::vector<std::string> &args) const;

@@ -26,7 +26,7 @@ EngineCluster::EngineCluster(ClusterOptions options, bool start)
     : cluster_(with_defaults(std::move(options))) {
     cluster_.exec("CREATE EXTENSION pg_durable");
     for (const char *role : {"alice", "bob"}) {
-        cluster_.exec(std::string("CREATE ROLE ") + role + " LOGIN");
+        cluster_.exec(std::string("CREATE ROLE ") + role + " " + kLogin);
         cluster_.exec(std::string("SELECT df.grant_usage('") + role + "')");
         cluster_.exec(std::string("GRANT CREATE ON SCHEMA public TO ") + role);
     }

@@ -156,7 +156,7 @@ TEST_CASE("engine: failures propagate with their texts; df.result of a failed in
     const auto txn = ec.start("'COMMIT'");
     // A statement_timeout hitting a step is the step's failure (not the
     // daemon's interrupt, which shares its SQLSTATE).
-    ec.cluster().exec("CREATE ROLE erin LOGIN; SELECT df.grant_usage('erin'); "
+    ec.cluster().exec("CREATE ROLE erin " + kLogin + "; SELECT df.grant_usage('erin'); "
                       "ALTER ROLE erin SET statement_timeout = '300ms'");
     const auto timeout = ec.start("'SELECT pg_sleep(5)'", "erin");
 
@@ -191,8 +191,8 @@ TEST_CASE("engine: failures propagate with their texts; df.result of a failed in
 
 TEST_CASE("engine: a dropped submitting role and a role turned superuser fail the instance at load", "[engine]") {
     EngineCluster ec({}, /*start_daemon=*/false);
-    ec.cluster().exec("CREATE ROLE carol LOGIN; SELECT df.grant_usage('carol'); "
-                      "CREATE ROLE dave LOGIN; SELECT df.grant_usage('dave')");
+    ec.cluster().exec("CREATE ROLE carol " + kLogin + "; SELECT df.grant_usage('carol'); "
+                      "CREATE ROLE dave " + kLogin + "; SELECT df.grant_usage('dave')");
     const auto dropped = ec.start("'SELECT 1'", "carol");
     const auto promoted = ec.start("'SELECT 1'", "dave");
     const auto fine = ec.start("'SELECT 1'", "alice");

@@ -37,7 +37,7 @@ TEST_CASE("CREATE EXTENSION without shared_preload_libraries fails with the SPEC
 TEST_CASE("df.start wakes the daemon at commit, and a rolled-back start leaves nothing", "[extension]") {
     TestCluster cluster;
     cluster.exec("CREATE EXTENSION pg_durable");
-    cluster.exec("CREATE ROLE alice LOGIN");
+    cluster.exec("CREATE ROLE alice " + kLogin);
     cluster.exec("SELECT df.grant_usage('alice')");
     DaemonProcess daemon(cluster, {"--log-level", "debug"});
     REQUIRE_EVENTUALLY(daemon.log_contains("pg_durable: processing durable functions..."), 30s, daemon.log());

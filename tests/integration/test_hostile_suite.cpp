@@ -31,7 +31,7 @@ struct Victim {
 
 TEST_CASE("hostile: attackers with LOGIN only and with df usage cannot disturb other roles' workflows", "[hostile]") {
     EngineCluster ec;
-    ec.cluster().exec("CREATE ROLE mallory LOGIN; CREATE ROLE eve LOGIN; SELECT df.grant_usage('eve'); "
+    ec.cluster().exec("CREATE ROLE mallory " + kLogin + "; CREATE ROLE eve " + kLogin + "; SELECT df.grant_usage('eve'); "
                       "CREATE TABLE victim_log (who text, n int); GRANT ALL ON victim_log TO alice, bob");
     const auto pid = ec.daemon()->pid();
 

@@ -17,7 +17,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // An attacker with LOGIN only: no df usage, no grants.
-void create_mallory(EngineCluster &ec) { ec.cluster().exec("CREATE ROLE mallory LOGIN"); }
+void create_mallory(EngineCluster &ec) { ec.cluster().exec("CREATE ROLE mallory " + kLogin); }
 
 void notify_as(EngineCluster &ec, const std::string &role, const std::string &payload) {
     pqxx::connection conn(ec.cluster().conninfo(role));

@@ -269,7 +269,7 @@ TEST_CASE("SSRF: restricted addresses, schemes, the allow-list and EXECUTE on df
 
     // A role without EXECUTE on df.http: the graph is built by the superuser,
     // started by alice.
-    env.cluster.exec("CREATE ROLE alice LOGIN");
+    env.cluster.exec("CREATE ROLE alice " + kLogin);
     env.cluster.exec("SELECT df.grant_usage('alice')");
     const auto graph = env.cluster.query_value("SELECT " + http_call("http://api.example.com/x"));
     REQUIRE(graph);

@@ -33,7 +33,7 @@ using Settings = std::map<std::string, std::string>;
 struct RetentionCluster {
     explicit RetentionCluster(Settings settings) : cluster(options(std::move(settings))) {
         cluster.exec("CREATE EXTENSION pg_durable");
-        cluster.exec("CREATE ROLE alice LOGIN");
+        cluster.exec("CREATE ROLE alice " + kLogin);
         cluster.exec("SELECT df.grant_usage('alice')");
         ::setenv("PGD_MAINTENANCE_INTERVAL_MS", "300", 1);
         daemon = std::make_unique<DaemonProcess>(cluster, std::vector<std::string>{"--log-level", "info"});

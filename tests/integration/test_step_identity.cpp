@@ -171,7 +171,7 @@ TEST_CASE("identity: a pool of 4 connections serves 30 roles", "[identity]") {
     std::string roles;
     for (int i = 0; i < 30; ++i) {
         const std::string role = "r" + std::to_string(i);
-        ec.cluster().exec("CREATE ROLE " + role + " LOGIN; SELECT df.grant_usage(" + lit(role) + ")");
+        ec.cluster().exec("CREATE ROLE " + role + " " + kLogin + "; SELECT df.grant_usage(" + lit(role) + ")");
     }
     std::vector<std::pair<std::string, std::string>> started;
     for (int i = 0; i < 30; ++i) {
