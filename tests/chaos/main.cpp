@@ -1,5 +1,5 @@
 // Catch2 runner of the chaos harness, with its own options:
-//   --mode quick|long   quick: ~120 workflows, ~75 s of faults (ctest);
+//   --mode quick|long   quick: 150 workflows, 110 s of faults (ctest);
 //                       long: 1,000 workflows, 30 min of faults (make chaos)
 //   --seed N            seed of every random choice (0 = from the clock); printed
 //   --workflows N       override the mode's number of workflows

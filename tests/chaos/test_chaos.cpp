@@ -31,9 +31,9 @@ using pgd::test::lit;
 namespace {
 
 struct Plan {
-    int workflows = 120;
-    double start_window_s = 40;
-    double fault_window_s = 75;
+    int workflows = 150;
+    double start_window_s = 60;
+    double fault_window_s = 110;
     double settle_deadline_s = 180;  // after the faults stop
     FaultTiming timing;
     // Bounds of the verdict.
