@@ -1,12 +1,15 @@
 # Thin wrapper around CMake for the two commands a newcomer needs:
 #   make run   install what is missing, build, start a local cluster with
 #              pg_durable and its daemon, run a demo
-#   make test  install what is missing, build, run every test suite (ctest)
+#   make test  install what is missing, build, run every test suite (ctest),
+#              including the quick chaos run (a few minutes)
+#   make chaos the long chaos run: 1,000 workflows under 30 minutes of faults
+#              (docs/RELIABILITY.md); CHAOS_ARGS adds options, e.g. --seed N
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 SUDO  := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps configure build install test run stop psql clean bench
+.PHONY: all deps configure build install test chaos run stop psql clean bench
 
 all: build
 
@@ -25,6 +28,11 @@ install: build
 
 test: install
 	cd $(BUILD) && ctest --output-on-failure
+
+# The long chaos run; its log is $(BUILD)/tests/chaos/chaos-long.log.
+CHAOS_ARGS ?=
+chaos: install
+	cd $(BUILD)/tests/chaos && ./pgd_chaos --mode long $(CHAOS_ARGS)
 
 # Performance yardsticks on a throw-away cluster (bench/BENCHMARKS.md); not a test.
 bench: install

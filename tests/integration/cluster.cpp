@@ -87,6 +87,10 @@ pid_t spawn(const std::vector<std::string> &argv, const std::string &log_path) {
         ::dup2(in, STDIN_FILENO);
         ::dup2(out, STDOUT_FILENO);
         ::dup2(out, STDERR_FILENO);
+        // Nothing else of the test process leaks into the child: a listening
+        // socket (the HTTP test server) inherited by a daemon or a postmaster
+        // would keep its port taken and swallow connections.
+        for (int fd = STDERR_FILENO + 1; fd < 1024; ++fd) ::close(fd);
         ::execv(cargv[0], cargv.data());
         ::_exit(127);
     }

@@ -20,7 +20,9 @@ namespace beast = boost::beast;
 namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 
-HttpTestServer::HttpTestServer() : acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+HttpTestServer::HttpTestServer(int port, unsigned seed)
+    : acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port))),
+      rng_(seed) {
     port_ = acceptor_.local_endpoint().port();
     acceptor_thread_ = std::thread([this] { accept_loop(); });
 }
@@ -58,6 +60,11 @@ std::vector<HttpTestServer::Hit> HttpTestServer::hits(const std::string &target)
 std::size_t HttpTestServer::total_hits() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return hits_.size();
+}
+
+std::vector<HttpTestServer::Hit> HttpTestServer::all_hits() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return hits_;
 }
 
 void HttpTestServer::accept_loop() {
@@ -107,11 +114,15 @@ void HttpTestServer::serve(tcp::socket socket) {
     if (ec) return;
     const std::string target(request.target());
     std::size_t previous_hits = 0;
+    int dice = 0;  // /random: 0 fail, 1 delay, else at once
+    int delay_ms = 0;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         for (const auto &hit : hits_)
             if (hit.target == target) ++previous_hits;
         hits_.push_back({target, std::string(request["Idempotency-Key"])});
+        dice = std::uniform_int_distribution<int>(0, 3)(rng_);
+        delay_ms = std::uniform_int_distribution<int>(100, 1500)(rng_);
     }
     http::response<http::string_body> response;
     response.version(11);
@@ -142,6 +153,13 @@ void HttpTestServer::serve(tcp::socket socket) {
             reply(500, "text/plain", "first failure");
         else
             reply(200, "application/json", "{\"hits\":" + std::to_string(previous_hits + 1) + "}");
+    } else if (starts("/random/")) {
+        if (dice == 0) {
+            reply(500, "text/plain", "random failure");
+        } else {
+            if (dice == 1) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+            reply(200, "application/json", "{\"ok\":true}");
+        }
     } else if (target == "/fail") {
         reply(500, "text/plain", "always failing");
     } else if (starts("/slow/")) {

@@ -13,11 +13,18 @@
 //   /hold/<ms>     holds the request up to ms, then 200 "held"; the server
 //                  counts how many are held at once and how many the client
 //                  closed while held (it watches the socket meanwhile)
+//   /random/<key>  at random (seeded): a quarter 500 "random failure", a
+//                  quarter 200 after a delay of 0.1-1.5 s, the rest 200 at
+//                  once; the 200 body is JSON {"ok":true}
+//
+// A server constructed with a port binds exactly that port, so a test can
+// stop it (destroy it) and bring it back where the daemon expects it.
 #pragma once
 
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,7 +41,8 @@ public:
         std::string idempotency_key;
     };
 
-    HttpTestServer();
+    // port 0 = any free port; seed drives the /random route.
+    explicit HttpTestServer(int port = 0, unsigned seed = 1);
     ~HttpTestServer();
     HttpTestServer(const HttpTestServer &) = delete;
     HttpTestServer &operator=(const HttpTestServer &) = delete;
@@ -44,6 +52,8 @@ public:
     // Requests received so far for exactly this target.
     std::vector<Hit> hits(const std::string &target) const;
     std::size_t total_hits() const;
+    // Every request received so far, in arrival order.
+    std::vector<Hit> all_hits() const;
     // /hold requests held right now, the most held at once, and those whose
     // connection the client closed before the reply.
     int holding() const { return holding_; }
@@ -65,6 +75,7 @@ private:
     mutable std::mutex mutex_;
     std::vector<std::thread> workers_;
     std::vector<Hit> hits_;
+    std::mt19937 rng_;  // /random, under mutex_
     std::atomic<int> holding_{0};
     std::atomic<int> max_holding_{0};
     std::atomic<int> closed_while_held_{0};
