@@ -243,7 +243,7 @@ TEST_CASE("otherdb: a pool of 4 connections serves 50 roles there", "[otherdb]")
     std::string ddl;
     for (int i = 0; i < kRoles; ++i) {
         const std::string role = "r" + std::to_string(i);
-        ddl += "CREATE ROLE " + role + " LOGIN; SELECT df.grant_usage(" + lit(role) + "); ";
+        ddl += "CREATE ROLE " + role + " " + kLogin + "; SELECT df.grant_usage(" + lit(role) + "); ";
     }
     ec.cluster().exec(ddl);
     std::vector<std::pair<std::string, std::string>> started;
@@ -329,7 +329,7 @@ TEST_CASE("otherdb: LATIN1 databases, as a target and as pg_durable.database, ke
         options.settings.emplace("pg_durable.loop_min_interval_ms", "0");
         TestCluster cluster(options);
         cluster.exec("CREATE DATABASE latin ENCODING 'LATIN1' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'");
-        cluster.exec("CREATE EXTENSION pg_durable; CREATE ROLE alice LOGIN; SELECT df.grant_usage('alice')",
+        cluster.exec("CREATE EXTENSION pg_durable; CREATE ROLE alice " + kLogin + "; SELECT df.grant_usage('alice')",
                      "latin");
         // df.start itself takes UTF-8 workflow text only, so the non-ASCII
         // text comes from the step (chr() in LATIN1). After a daemon restart
