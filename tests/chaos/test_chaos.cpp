@@ -243,7 +243,9 @@ TEST_CASE("chaos: mixed workflows under random faults; nothing lost, duplicated 
                  "GRANT SELECT, INSERT ON chaos_started, chaos_sent TO alice");
     cluster.exec("SELECT df.grant_usage('alice', true)");
     cluster.exec(std::string("CREATE DATABASE ") + kOtherDatabase);
-    cluster.exec(std::string(kLedgerDdl) + "; GRANT SELECT, INSERT ON chaos_ledger TO alice", kOtherDatabase);
+    cluster.exec(std::string("CREATE EXTENSION pg_durable_target; ") + kLedgerDdl +
+                     "; GRANT SELECT, INSERT ON chaos_ledger TO alice",
+                 kOtherDatabase);
 
     std::mt19937 rng(seed);
     FaultInjector injector(cluster, log, seed, plan.timing);

@@ -90,7 +90,13 @@ pid_t spawn(const std::vector<std::string> &argv, const std::string &log_path) {
         // Nothing else of the test process leaks into the child: a listening
         // socket (the HTTP test server) inherited by a daemon or a postmaster
         // would keep its port taken and swallow connections.
-        for (int fd = STDERR_FILENO + 1; fd < 1024; ++fd) ::close(fd);
+        // A descriptor handed over on purpose (the daemon's --parent-fd
+        // lifeline) stays.
+        int keep = -1;
+        for (std::size_t i = 0; i + 1 < argv.size(); ++i)
+            if (argv[i] == "--parent-fd") keep = std::atoi(argv[i + 1].c_str());
+        for (int fd = STDERR_FILENO + 1; fd < 1024; ++fd)
+            if (fd != keep) ::close(fd);
         ::execv(cargv[0], cargv.data());
         ::_exit(127);
     }
