@@ -68,7 +68,8 @@ void Orchestrator::on_step_result(const std::string &id, const StepRun &step, in
         write_deferred_record(step_id);
         return;
     }
-    if (find(id) == nullptr) return;  // cancelled or detached meanwhile
+    const Instance *inst = find(id);
+    if (inst == nullptr) return;  // cancelled or detached meanwhile
     StepDecision decision = decide_step_outcome(step, result, attempt, orchestrator_now());
     using Action = StepDecision::Action;
     switch (decision.action) {
@@ -79,7 +80,7 @@ void Orchestrator::on_step_result(const std::string &id, const StepRun &step, in
         // The interpreter counts on a last step completing the instance in its
         // own transaction (df._run_step's finish); here that is this record.
         auto record = std::make_shared<const durable::engine::Effects>(std::move(decision.record));
-        store_->apply_effects(id, find(id)->row.execution, record,
+        store_->apply_effects(id, inst->row.execution, record,
                               [this, id, step, outcome = std::move(decision.outcome)](bool) {
                                   feed_step(id, step, outcome);
                               });
