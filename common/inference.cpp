@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/protocol.hpp"
 #include "common/truthiness.hpp"
 
 namespace durable::monitor {
@@ -16,30 +17,6 @@ using json = nlohmann::json;
 
 bool is_terminal(const std::string &status) {
     return status == "completed" || status == "failed" || status == "cancelled";
-}
-
-std::vector<std::string> split_stamp(const std::string &stamp) {
-    std::vector<std::string> parts;
-    std::size_t start = 0;
-    for (;;) {
-        const std::size_t at = stamp.find("::", start);
-        if (at == std::string::npos) {
-            parts.push_back(stamp.substr(start));
-            return parts;
-        }
-        parts.push_back(stamp.substr(start, at - start));
-        start = at + 2;
-    }
-}
-
-std::optional<std::int64_t> to_int(const std::string &text) {
-    if (text.empty() || text.size() > 18) return std::nullopt;
-    std::int64_t value = 0;
-    for (char c : text) {
-        if (c < '0' || c > '9') return std::nullopt;
-        value = value * 10 + (c - '0');
-    }
-    return value;
 }
 
 class Inference {
@@ -100,24 +77,21 @@ private:
     // The LOOP whose newer generation supersedes a scope stamp, outermost first.
     std::optional<std::string> superseded(const std::optional<std::string> &stamp) const {
         if (!stamp) return std::nullopt;
-        const auto parts = split_stamp(*stamp);
-        if (parts.size() < 2) return std::nullopt;
-        const auto root_generation = to_int(parts[1]);
-        if (root_generation && *root_generation < instance_.execution) return instance_.root_node;
-        std::string prefix = parts[0] + "::" + parts[1];
-        for (std::size_t i = 2; i + 1 < parts.size(); i += 2) {
-            const std::string &child = parts[i];
-            const auto generation = to_int(parts[i + 1]);
+        const auto parsed = protocol::parse_stamp(*stamp);
+        if (!parsed) return std::nullopt;
+        if (parsed->execution < instance_.execution) return instance_.root_node;
+        std::string scope = protocol::root_stamp(parsed->instance_id, parsed->execution);
+        for (const auto &[child, generation] : parsed->scopes) {
             const auto parent = parent_of(child);
-            if (parent && generation) {
+            if (parent) {
                 const NodeRow *loop = find(*parent);
                 if (loop != nullptr && loop->node_type == "LOOP" && loop->left_node == child) {
-                    auto it = iterations_.find({prefix, *parent});
+                    auto it = iterations_.find({scope, *parent});
                     const std::int64_t current = it == iterations_.end() ? 1 : it->second;
-                    if (*generation < current) return *parent;
+                    if (generation < current) return *parent;
                 }
             }
-            prefix += "::" + child + "::" + parts[i + 1];
+            scope = protocol::child_stamp(scope, child, generation);
         }
         return std::nullopt;
     }

@@ -24,28 +24,75 @@ std::string signal_result(std::string_view signal_name, bool timed_out, std::str
         .append("}");
 }
 
+namespace {
+
+constexpr std::string_view kSeparator = "::";
+
+// 1 to 18 decimal digits (no sign, no overflow), else nullopt.
+std::optional<std::int64_t> stamp_number(std::string_view text) {
+    if (text.empty() || text.size() > 18) return std::nullopt;
+    std::int64_t value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return std::nullopt;
+        value = value * 10 + (c - '0');
+    }
+    return value;
+}
+
+// The '::'-separated parts of a stamp.
+std::vector<std::string_view> stamp_parts(std::string_view stamp) {
+    std::vector<std::string_view> parts;
+    for (;;) {
+        const std::size_t at = stamp.find(kSeparator);
+        parts.push_back(stamp.substr(0, at));
+        if (at == std::string_view::npos) return parts;
+        stamp.remove_prefix(at + kSeparator.size());
+    }
+}
+
+}  // namespace
+
 std::string root_stamp(std::string_view instance_id, std::int64_t execution) {
-    return std::string(instance_id).append("::").append(std::to_string(execution));
+    return std::string(instance_id).append(kSeparator).append(std::to_string(execution));
 }
 
 std::string child_stamp(std::string_view parent_stamp, std::string_view child_root_id, std::int64_t generation) {
-    return std::string(parent_stamp).append("::").append(child_root_id).append("::").append(
+    return descendant_prefix(parent_stamp).append(child_root_id).append(kSeparator).append(
         std::to_string(generation));
 }
 
-std::optional<std::int64_t> stamp_execution(std::string_view stamp, std::string_view instance_id) {
-    if (stamp.size() < instance_id.size() + 3 || stamp.substr(0, instance_id.size()) != instance_id ||
-        stamp.substr(instance_id.size(), 2) != "::")
-        return std::nullopt;
-    const std::string_view rest = stamp.substr(instance_id.size() + 2);
-    std::int64_t value = 0;
-    std::size_t i = 0;
-    for (; i < rest.size() && rest[i] >= '0' && rest[i] <= '9'; ++i) {
-        if (i == 18) return std::nullopt;  // would overflow
-        value = value * 10 + (rest[i] - '0');
+std::optional<Stamp> parse_stamp(std::string_view stamp) {
+    const auto parts = stamp_parts(stamp);
+    // instance, execution, then (child root, generation) pairs.
+    if (parts.size() < 2 || parts.size() % 2 != 0 || parts[0].empty()) return std::nullopt;
+    const auto execution = stamp_number(parts[1]);
+    if (!execution) return std::nullopt;
+    Stamp parsed;
+    parsed.instance_id = std::string(parts[0]);
+    parsed.execution = *execution;
+    for (std::size_t i = 2; i < parts.size(); i += 2) {
+        const auto generation = stamp_number(parts[i + 1]);
+        if (parts[i].empty() || !generation) return std::nullopt;
+        parsed.scopes.push_back({std::string(parts[i]), *generation});
     }
-    if (i == 0 || (i < rest.size() && rest.substr(i, 2) != "::")) return std::nullopt;
-    return value;
+    return parsed;
 }
+
+std::optional<std::int64_t> stamp_execution(std::string_view stamp, std::string_view instance_id) {
+    const auto parsed = parse_stamp(stamp);
+    if (!parsed || parsed->instance_id != instance_id) return std::nullopt;
+    return parsed->execution;
+}
+
+std::optional<std::int64_t> child_generation(std::string_view stamp, std::string_view parent_stamp,
+                                             std::string_view child_root_id) {
+    const std::string prefix = descendant_prefix(parent_stamp).append(child_root_id).append(kSeparator);
+    if (stamp.substr(0, prefix.size()) != prefix) return std::nullopt;
+    std::string_view rest = stamp.substr(prefix.size());
+    const std::size_t end = rest.find(kSeparator);
+    return stamp_number(rest.substr(0, end));
+}
+
+std::string descendant_prefix(std::string_view scope) { return std::string(scope).append(kSeparator); }
 
 }  // namespace durable::protocol

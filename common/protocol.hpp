@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace durable::protocol {
 
@@ -54,5 +55,29 @@ std::string child_stamp(std::string_view parent_stamp, std::string_view child_ro
 // The execution of a stamp of this instance (its root scope's number), or
 // nullopt when the stamp is not of this instance or not well formed.
 std::optional<std::int64_t> stamp_execution(std::string_view stamp, std::string_view instance_id);
+
+// A stamp taken apart: its instance, execution and the child scopes below
+// the root scope, outermost first. Numbers are 1 to 18 decimal digits.
+struct StampScope {
+    std::string child_root_id;
+    std::int64_t generation = 0;
+};
+struct Stamp {
+    std::string instance_id;
+    std::int64_t execution = 0;
+    std::vector<StampScope> scopes;
+};
+// nullopt when `stamp` is not well formed.
+std::optional<Stamp> parse_stamp(std::string_view stamp);
+
+// The generation of the child scope of `parent_stamp` rooted at
+// `child_root_id` that `stamp` lies in ('<parent>::<child>::<k>' or a scope
+// below it), or nullopt when it lies elsewhere.
+std::optional<std::int64_t> child_generation(std::string_view stamp, std::string_view parent_stamp,
+                                             std::string_view child_root_id);
+
+// The prefix every stamp strictly below `scope` starts with (for SQL's
+// left(stamp, n) = prefix: the separator is defined here only).
+std::string descendant_prefix(std::string_view scope);
 
 }  // namespace durable::protocol

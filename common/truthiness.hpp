@@ -9,7 +9,7 @@ namespace durable {
 
 // Judges a condition's stored result text.
 //
-// The text is read as JSON (through JsonText, substitute.hpp, so column order,
+// The text is read as JSON (through JsonText, json_text.hpp, so column order,
 // duplicate names and number digits are as stored). A row set — an object
 // with a `rows` array, the SQL result {"rows":[...],"row_count":N} — is false
 // when `rows` is empty, else its first row's first column (SELECT order) is

@@ -12,6 +12,7 @@
 #include "common/protocol.hpp"
 #include "common/substitute.hpp"
 #include "daemon/logging.hpp"
+#include "daemon/store_steps.hpp"
 
 namespace pgd::daemon {
 
@@ -153,20 +154,14 @@ namespace {
 // identity. (In the same statement the planner could already evaluate an
 // IMMUTABLE impostor while folding constants, before any check ran.)
 StepResult run_in_target_database(pqxx::connection &conn, const StepRequest &request) {
-    pqxx::nontransaction tx(conn);
-    const bool installed = tx.exec_params1("SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = $1)",
-                                           std::string(kTargetExtension))[0]
-                               .as<bool>();
     StepResult result;
-    if (!installed) {
+    if (!store::extension_installed(conn, kTargetExtension)) {
         result.kind = StepResult::Kind::failed;
         result.recorded = false;
         result.error = not_installed_text(request.database);
         return result;
     }
-    const auto row = tx.exec_params1("SELECT df._run_step($1, $2::oid, $3)", request.instance_id,
-                                     std::to_string(request.role_oid), request.query);
-    const std::string outcome = row[0].is_null() ? std::string() : row[0].as<std::string>();
+    const std::string outcome = store::run_target_step(conn, request.instance_id, request.role_oid, request.query);
     result = parse_run_step_outcome(outcome);
     // A target database's df._run_step only completes or fails.
     if (result.kind != StepResult::Kind::completed && result.kind != StepResult::Kind::failed)
@@ -373,16 +368,9 @@ void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Don
         } else if (raw->pq) {
             try {
                 if (in_extension_db) {
-                    // The unnamed statement, parsed afresh each time: no name a
-                    // step could DEALLOCATE or PREPARE in its place (the step
-                    // cannot PREPARE anyway: it runs in a restricted operation).
-                    pqxx::nontransaction tx(*raw->pq);
-                    const char *finish = request.finish ? request.finish->c_str() : nullptr;
-                    const auto row = tx.exec_params1(
-                        "SELECT df._run_step($1, $2, $3, $4, $5::bigint, $6, $7::int, $8::jsonb)", secret,
-                        request.instance_id, request.stamp, request.node_id, request.execution, request.query,
-                        request.attempt, finish);
-                    result = parse_run_step_outcome(row[0].is_null() ? std::string() : row[0].as<std::string>());
+                    result = parse_run_step_outcome(store::run_step(*raw->pq, secret, request.instance_id,
+                                                                    request.stamp, request.node_id, request.execution,
+                                                                    request.query, request.attempt, request.finish));
                 } else {
                     result = run_in_target_database(*raw->pq, request);
                 }
@@ -508,9 +496,8 @@ bool Executor::cancel(const std::string &instance_id, const std::string &stamp, 
             if (!c || c->step_seq.load() != seq || c->backend_pid.load() == 0) return;
             try {
                 pqxx::connection session(base);
-                pqxx::nontransaction tx(session);
                 if (c->step_seq.load() != seq) return;
-                tx.exec_params("SELECT pg_catalog.pg_cancel_backend($1)", c->backend_pid.load());
+                store::cancel_backend(session, c->backend_pid.load());
             } catch (const std::exception &e) {
                 log()->warn("could not cancel a running step: {}", e.what());
             }

@@ -48,21 +48,17 @@ const std::string kUpsertActivation =
     "WHERE a.status <> 'completed'";
 
 // Leaf activations show on their df.nodes row too (LOOP checkpoints and RACE
-// decisions are bookkeeping, not node states).
+// decisions are bookkeeping, not node states); a leaf that begins running
+// (again, in a later iteration) starts now. df._set_node_state is the one
+// writer of node states.
 const std::string kMirrorLeaf =
-    "UPDATE df.nodes n SET status = $4, result = $5::json, error = $6, "
-    "started_at = COALESCE(" + ts("$7::bigint") + ", CASE WHEN $4 = 'running' THEN now() END, n.started_at), "
-    "completed_at = CASE WHEN $4 IN ('completed', 'failed', 'cancelled') THEN now() END, "
-    "attempts = GREATEST(n.attempts, 1), status_details = jsonb_build_object('execution_id', $3::text), "
-    "updated_at = now() "
+    "SELECT df._set_node_state(n.instance_id, n.id, $3, $4, $5::json, $6, "
+    "COALESCE(" + ts("$7::bigint") + ", CASE WHEN $4 = 'running' THEN now() END), NULL, NULL, NULL, 1) "
+    "FROM df.nodes n "
     "WHERE n.instance_id = $1 AND n.id = $2 AND n.node_type IN ('SQL', 'HTTP', 'SLEEP', 'WAIT_SCHEDULE', 'SIGNAL')";
 
-const std::string kMirrorNode =
-    "UPDATE df.nodes SET status = $4, result = $5::json, error = $6, "
-    "started_at = COALESCE(started_at, now()), "
-    "completed_at = CASE WHEN $4 IN ('completed', 'failed', 'cancelled') THEN now() END, "
-    "status_details = jsonb_build_object('execution_id', $3::text), updated_at = now() "
-    "WHERE instance_id = $1 AND id = $2";
+// A compound node's status mirror.
+const char *const kMirrorNode = "SELECT df._set_node_state($1, $2, $3, $4, $5::json, $6)";
 
 void upsert_activation(pqxx::work &tx, const std::string &instance_id, std::int64_t execution,
                        const ActivationWrite &w) {
@@ -132,14 +128,14 @@ void record_continued_execution(pqxx::work &tx, const std::string &instance_id, 
         "       COALESCE((SELECT e.ended_at FROM df._executions e "
         "                  WHERE e.instance_id = i.id AND e.execution = $2::bigint - 1), "
         "                (SELECT a.started_at FROM df._activations a "
-        "                  WHERE a.instance_id = i.id AND a.stamp = i.id || '::' || $2::bigint::text "
+        "                  WHERE a.instance_id = i.id AND a.stamp = $4 "
         "                    AND a.node_id = i.root_node), "
         "                i.created_at), "
         "       now(), $3::text, "
         "       (SELECT count(*) FROM df._activations a WHERE a.instance_id = i.id AND a.execution = $2::bigint) "
         "  FROM df.instances i WHERE i.id = $1 "
         "ON CONFLICT (instance_id, execution) DO NOTHING",
-        instance_id, execution, opt(output));
+        instance_id, execution, opt(output), durable::protocol::root_stamp(instance_id, execution));
 }
 
 // One loop iteration that fell out of history_executions (the interpreter's
@@ -154,8 +150,8 @@ void trim_history(pqxx::work &tx, const std::string &instance_id, const durable:
     }
     if (trim.scope)
         tx.exec_params("DELETE FROM df._activations WHERE instance_id = $1 "
-                       "AND (stamp = $2 OR left(stamp, length($2) + 2) = $2 || '::')",
-                       instance_id, *trim.scope);
+                       "AND (stamp = $2 OR left(stamp, length($3)) = $3)",
+                       instance_id, *trim.scope, durable::protocol::descendant_prefix(*trim.scope));
 }
 
 }  // namespace
@@ -415,7 +411,7 @@ const char *const kOldExecutions =
 // The loop's checkpoint (stamp = the loop's own) is not under that prefix.
 const char *const kOldIterations =
     "WITH loops AS ("
-    "  SELECT a.instance_id, a.stamp || '::' || n.left_node || '::' AS prefix,"
+    "  SELECT a.instance_id, a.stamp AS loop_stamp, n.left_node AS body,"
     "         CASE WHEN a.result LIKE '{\"iteration\":%' THEN (a.result::json ->> 'iteration')::bigint END - $1"
     "           AS keep_from"
     "    FROM df.nodes n"
@@ -425,9 +421,7 @@ const char *const kOldIterations =
     "old AS ("
     "  SELECT x.ctid AS row_id FROM loops l JOIN df._activations x ON x.instance_id = l.instance_id"
     "   WHERE l.keep_from > 1"
-    "     AND (CASE WHEN left(x.stamp, length(l.prefix)) = l.prefix"
-    "                AND split_part(substr(x.stamp, length(l.prefix) + 1), '::', 1) ~ '^[0-9]{1,18}$'"
-    "               THEN split_part(substr(x.stamp, length(l.prefix) + 1), '::', 1)::bigint END) < l.keep_from"
+    "     AND df._stamp_generation(x.stamp, l.loop_stamp, l.body) < l.keep_from"
     "   LIMIT $2 FOR UPDATE OF x SKIP LOCKED) "
     "DELETE FROM df._activations d WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM old))";
 

@@ -189,12 +189,10 @@ Datum df_cancel(PG_FUNCTION_ARGS) {
             "   WHERE a.instance_id = l.instance_id AND a.stamp = l.stamp AND a.node_id = l.node_id"
             "  RETURNING a.node_id),"
             " nodes AS ("
-            "  UPDATE df.nodes n"
-            "     SET status = 'cancelled', error = $3 || $2,"
-            "         completed_at = clock_timestamp(), updated_at = clock_timestamp()"
-            "    FROM acts"
-            "   WHERE n.instance_id = $1 AND n.id = acts.node_id AND n.status IN ('pending', 'running')"
-            "  RETURNING 1),"
+            "  SELECT df._set_node_state($1, n.id, NULL, 'cancelled', n.result, $3 || $2)"
+            "    FROM (SELECT DISTINCT node_id FROM acts) c"
+            "    JOIN df.nodes n ON n.instance_id = $1 AND n.id = c.node_id"
+            "   WHERE n.status IN ('pending', 'running')),"
             " sig AS (DELETE FROM df._signals s WHERE s.instance_id = $1 RETURNING 1)"
             " SELECT (SELECT count(*) FROM acts), (SELECT count(*) FROM nodes), (SELECT count(*) FROM sig)",
             3, types);

@@ -613,13 +613,9 @@ void record(const Activation &act, const char *status, const char *result, const
         "         updated_at = clock_timestamp()"
         "   WHERE instance_id = $1 AND stamp = $2 AND node_id = $3"
         "  RETURNING started_at, completed_at)"
-        " UPDATE df.nodes n"
-        "    SET status = $4, result = $10, error = $6, executed_query = $7, attempts = $8,"
-        "        started_at = a.started_at, completed_at = a.completed_at,"
-        "        status_details = jsonb_build_object('execution_id', $2), updated_at = a.completed_at"
+        " SELECT df._set_node_state($1, $3, $2, $4, $10, $6, a.started_at, a.completed_at, $7, $8)"
         "   FROM a"
-        "  WHERE n.instance_id = $1 AND n.id = $3"
-        "    AND EXISTS (SELECT 1 FROM df.instances i WHERE i.id = $1 AND i.execution_count = $9)",
+        "  WHERE EXISTS (SELECT 1 FROM df.instances i WHERE i.id = $1 AND i.execution_count = $9)",
         10, types);
     // json's representation is its text, so the result goes in as is, unparsed.
     Datum result_datum = result ? CStringGetTextDatum(result) : (Datum)0;
@@ -630,7 +626,8 @@ void record(const Activation &act, const char *status, const char *result, const
     char nulls[11] = "          ";
     if (result == nullptr) nulls[4] = nulls[9] = 'n';
     if (error == nullptr) nulls[5] = 'n';
-    pgd::expect_spi(SPI_execute_plan(plan, values, nulls, false, 0), SPI_OK_UPDATE, "record of the activation");
+    pgd::expect_spi(SPI_execute_plan(plan, values, nulls, false, 0), SPI_OK_SELECT, "record of the activation");
+    SPI_freetuptable(SPI_tuptable);
 }
 
 // Applies `finish` after a successful step: {"instance":"completed",
@@ -647,15 +644,10 @@ void apply_finish(const Activation &act, const char *result) {
         "   WHERE id = $1 AND status IN ('pending', 'running') AND $2 ->> 'instance' = 'completed'"
         "  RETURNING id),"
         " roots AS ("
-        "  UPDATE df.nodes n"
-        "     SET status = 'completed', result = $3, error = NULL,"
-        "         started_at = COALESCE(n.started_at, now()), completed_at = clock_timestamp(),"
-        "         status_details = COALESCE(n.status_details, jsonb_build_object('execution_id', $4)),"
-        "         updated_at = clock_timestamp()"
-        "    FROM fin"
-        "   WHERE n.instance_id = fin.id"
-        "     AND n.id IN (SELECT jsonb_array_elements_text(COALESCE($2 -> 'root_node_ids', '[]'::jsonb)))"
-        "  RETURNING 1),"
+        "  SELECT df._set_node_state(fin.id, n.id, CASE WHEN n.status_details IS NULL THEN $4 END,"
+        "                            'completed', $3, NULL)"
+        "    FROM fin JOIN df.nodes n ON n.instance_id = fin.id"
+        "   WHERE n.id IN (SELECT jsonb_array_elements_text(COALESCE($2 -> 'root_node_ids', '[]'::jsonb)))),"
         " sig AS (DELETE FROM df._signals s USING fin WHERE s.instance_id = fin.id RETURNING 1)"
         " SELECT (SELECT count(*) FROM fin), (SELECT count(*) FROM roots), (SELECT count(*) FROM sig)",
         4, types);
@@ -672,18 +664,14 @@ void apply_finish(const Activation &act, const char *result) {
 void apply_mirrors(const Activation &act) {
     Oid mirror_types[2] = {TEXTOID, JSONBOID};
     SPIPlanPtr mirrors = pgd::keep_plan(&mirror_plan,
-        "UPDATE df.nodes n"
-        "   SET status = m.status, result = m.result::json, error = m.error,"
-        "       started_at = COALESCE(n.started_at, now()),"
-        "       completed_at = CASE WHEN m.status IN ('completed', 'failed', 'cancelled') THEN clock_timestamp() END,"
-        "       status_details = jsonb_build_object('execution_id', m.stamp), updated_at = clock_timestamp()"
+        "SELECT df._set_node_state($1, m.node_id, m.stamp, m.status, m.result::json, m.error)"
         "  FROM jsonb_to_recordset(COALESCE($2 -> 'mirrors', '[]'::jsonb))"
-        "       AS m(node_id text, stamp text, status text, result text, error text)"
-        " WHERE n.instance_id = $1 AND n.id = m.node_id",
+        "       AS m(node_id text, stamp text, status text, result text, error text)",
         2, mirror_types);
     Datum mirror_values[2] = {CStringGetTextDatum(act.instance_id), act.finish};
-    pgd::expect_spi(SPI_execute_plan(mirrors, mirror_values, nullptr, false, 0), SPI_OK_UPDATE,
+    pgd::expect_spi(SPI_execute_plan(mirrors, mirror_values, nullptr, false, 0), SPI_OK_SELECT,
                     "status mirrors of the finish");
+    SPI_freetuptable(SPI_tuptable);
 }
 
 // ---- outcome JSON ------------------------------------------------------------------

@@ -69,6 +69,55 @@ CREATE FUNCTION df._run_step(secret text, instance_id text, stamp text, node_id 
     SET df.in_workflow = 'true'
     AS 'MODULE_PATHNAME', 'df__run_step';
 
+-- Scope stamps ('<instance>::<execution>[::<child root>::<generation>]...')
+-- taken apart by common/protocol, the one definition of their form: the
+-- execution of a stamp, and the generation of the child scope of a parent
+-- scope that a stamp lies in. NULL where the stamp does not have that form.
+-- VOLATILE like every df function (SPEC §1), though pure.
+CREATE FUNCTION df._stamp_execution(stamp text) RETURNS bigint
+    LANGUAGE C VOLATILE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'df__stamp_execution';
+CREATE FUNCTION df._stamp_generation(stamp text, parent_stamp text, child_root_id text) RETURNS bigint
+    LANGUAGE C VOLATILE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'df__stamp_generation';
+
+-- The one writer of node states (df.nodes status, result, error, times and
+-- stamp; DESIGN §2.14): df._run_step's record, the instance's finish and its
+-- compound mirrors, the daemon's bookkeeping and df.cancel all write through
+-- it, so a node row means the same thing whoever wrote it. Rows are created
+-- by df.start and deleted with their instance. Arguments left NULL keep:
+-- executed_query and attempts keep the row's (attempts is raised to
+-- min_attempts); started_at keeps the row's start, or is now() for a node that
+-- begins running or ends without a start on record (a never-started node that
+-- is cancelled has none); stamp keeps the row's status_details. A terminal
+-- status gets completed_at (given, else now); a live one has none.
+-- Returns whether the row exists.
+CREATE FUNCTION df._set_node_state(p_instance_id text, p_node_id text, p_stamp text, p_status text,
+                                   p_result json, p_error text,
+                                   p_started_at timestamptz DEFAULT NULL,
+                                   p_completed_at timestamptz DEFAULT NULL,
+                                   p_executed_query text DEFAULT NULL,
+                                   p_attempts int DEFAULT NULL,
+                                   p_min_attempts int DEFAULT 0)
+    RETURNS boolean
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    UPDATE df.nodes n
+       SET status = p_status, result = p_result, error = p_error,
+           executed_query = COALESCE(p_executed_query, n.executed_query),
+           attempts = COALESCE(p_attempts, GREATEST(n.attempts, p_min_attempts)),
+           started_at = COALESCE(p_started_at, n.started_at,
+                                 CASE WHEN p_status IN ('running', 'completed', 'failed') THEN now() END),
+           completed_at = CASE WHEN p_status IN ('completed', 'failed', 'cancelled')
+                               THEN COALESCE(p_completed_at, clock_timestamp()) END,
+           status_details = CASE WHEN p_stamp IS NULL THEN n.status_details
+                                 ELSE jsonb_build_object('execution_id', p_stamp) END,
+           updated_at = COALESCE(p_completed_at, clock_timestamp())
+     WHERE n.instance_id = p_instance_id AND n.id = p_node_id;
+    RETURN FOUND;
+END
+$fn$;
+
 CREATE FUNCTION df.signal(instance_id text, signal_name text, signal_data text DEFAULT '{}')
     RETURNS text
     LANGUAGE C VOLATILE STRICT AS 'MODULE_PATHNAME', 'df_signal';

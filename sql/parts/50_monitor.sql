@@ -249,9 +249,7 @@ BEGIN
                n.updated_at
           FROM (SELECT df._monitor(instance_id_param, 'inference', 0)::json AS j) inference,
                df.nodes n,
-               LATERAL (SELECT COALESCE(split_part(n.status_details ->> 'execution_id', '::', 2)
-                                            ~ '^\d+$'
-                                        AND split_part(n.status_details ->> 'execution_id', '::', 2)::bigint
+               LATERAL (SELECT COALESCE(df._stamp_execution(n.status_details ->> 'execution_id')
                                             < current_execution, false) AS stale) s
          WHERE n.instance_id = instance_id_param;
     IF _last_n_executions > 1 AND current_execution > 1 THEN

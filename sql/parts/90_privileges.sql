@@ -14,6 +14,11 @@ BEGIN
 END
 $revoke$;
 
+-- The node-state writer is the engine's alone (the extension as table owner,
+-- the daemon's role): a user could otherwise rewrite what monitoring shows.
+REVOKE EXECUTE ON FUNCTION df._set_node_state(text, text, text, text, json, text, timestamptz, timestamptz, text,
+                                              integer, integer) FROM PUBLIC;
+
 -- The daemon's own role (pg_durable.worker_role, DESIGN §2.4): when it names
 -- an existing role that is not a superuser, it gets exactly what the daemon's
 -- work needs and nothing else (docs/ARCHITECTURE.md "Privileges" says why
@@ -32,6 +37,8 @@ BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA df TO %s', r);
     EXECUTE format('GRANT SELECT, UPDATE, DELETE ON df.instances TO %s', r);
     EXECUTE format('GRANT SELECT, UPDATE ON df.nodes TO %s', r);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION df._set_node_state(text, text, text, text, json, text, timestamptz, '
+                   'timestamptz, text, integer, integer) TO %s', r);
     EXECUTE format('GRANT SELECT ON df._instance_vars TO %s', r);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON df._activations, df._worker_epoch TO %s', r);
     EXECUTE format('GRANT SELECT, INSERT, DELETE ON df._executions TO %s', r);

@@ -20,6 +20,37 @@ TEST_CASE("stamps are built and parsed by one definition", "[protocol]") {
     CHECK_FALSE(stamp_execution("", "abcd0001"));
 }
 
+TEST_CASE("a stamp is taken apart into its instance, execution and child scopes", "[protocol]") {
+    const auto stamp = parse_stamp("abcd0001::12::0000000a::3::0000000b::1");
+    REQUIRE(stamp);
+    CHECK(stamp->instance_id == "abcd0001");
+    CHECK(stamp->execution == 12);
+    REQUIRE(stamp->scopes.size() == 2);
+    CHECK(stamp->scopes[0].child_root_id == "0000000a");
+    CHECK(stamp->scopes[0].generation == 3);
+    CHECK(stamp->scopes[1].child_root_id == "0000000b");
+    CHECK(stamp->scopes[1].generation == 1);
+    CHECK(parse_stamp("abcd0001::1")->scopes.empty());
+    // Hostile or damaged stamps (rows the daemon and monitoring read) parse to nothing.
+    for (const char *bad : {"", "::", "abcd0001", "abcd0001::", "::7", "abcd0001::7::", "abcd0001::7::a",
+                            "abcd0001::7::a::", "abcd0001::7::::3", "abcd0001::7::a::-1", "abcd0001::7::a::1x",
+                            "abcd0001::-7", "abcd0001::+7", "abcd0001::7 ", "abcd0001::1234567890123456789",
+                            "abcd0001::7::a::99999999999999999999", "abcd0001:::7"})
+        CHECK_FALSE(parse_stamp(bad));
+    CHECK(parse_stamp("abcd0001::123456789012345678")->execution == 123456789012345678);
+}
+
+TEST_CASE("child scopes of a parent are found by generation, never by a look-alike prefix", "[protocol]") {
+    const std::string loop = child_stamp(root_stamp("abcd0001", 2), "0000000a", 4);
+    CHECK(child_generation(child_stamp(loop, "0000000b", 9), loop, "0000000b") == 9);
+    CHECK(child_generation(child_stamp(child_stamp(loop, "0000000b", 9), "0000000c", 1), loop, "0000000b") == 9);
+    CHECK_FALSE(child_generation(loop, loop, "0000000b"));                                 // the parent itself
+    CHECK_FALSE(child_generation(child_stamp(loop, "0000000c", 9), loop, "0000000b"));    // another child
+    CHECK_FALSE(child_generation(child_stamp(loop + "1", "0000000b", 9), loop, "0000000b"));  // look-alike parent
+    CHECK_FALSE(child_generation(loop + "::0000000b::x", loop, "0000000b"));
+    CHECK(descendant_prefix(loop) == loop + "::");
+}
+
 TEST_CASE("status words and error prefixes", "[protocol]") {
     CHECK(is_terminal("completed"));
     CHECK(is_terminal("cancelled"));

@@ -15,7 +15,19 @@ SET ROLE regress_engine_alice;
 SELECT * FROM df._daemon_secret;
 SELECT * FROM df._activations;
 SELECT * FROM df._signals;
+-- Nor the one writer of node states (it would let a role rewrite what
+-- monitoring shows of any instance).
+SELECT df._set_node_state('e5000002', 'b5000000', NULL, 'completed', NULL, NULL);
 RESET ROLE;
+
+-- Stamps are parsed by common/protocol for SQL too; whatever a row holds,
+-- a malformed stamp reads as NULL, never as an error or a wrong number.
+SELECT s AS stamp, df._stamp_execution(s) AS execution,
+       df._stamp_generation(s, 'e5000001::3', 'a5000001') AS generation
+  FROM unnest(ARRAY['e5000001::3', 'e5000001::3::a5000001::7', 'e5000001::3::a5000001::7::a5000002::1',
+                    'e5000001::3::a5000002::7', 'e5000001::31::a5000001::7', 'e5000001::3::a5000001::x',
+                    'e5000001::3::a5000001::99999999999999999999', 'e5000001:3', 'e5000001::-3', '::3', '',
+                    'e5000001::3::a5000001::']) AS s;
 
 CREATE TABLE engine_effects (v text);
 GRANT SELECT, INSERT, DELETE ON engine_effects TO regress_engine_alice;
