@@ -82,7 +82,7 @@ void Orchestrator::on_attached(const AttachInfo &info) {
         steps_->set_secret(secret);
         rescan();
     });
-    if (sweeper_) sweeper_->start(std::chrono::seconds(2));
+    if (sweeper_) sweeper_->start(std::chrono::seconds(2), info.epoch_id);
 }
 
 void Orchestrator::drain(std::function<void()> done) {

@@ -34,8 +34,9 @@ RetentionSweeper::RetentionSweeper(boost::asio::io_context &io, std::string conn
 
 RetentionSweeper::~RetentionSweeper() { stop(); }
 
-void RetentionSweeper::start(std::chrono::milliseconds delay) {
+void RetentionSweeper::start(std::chrono::milliseconds delay, const std::string &epoch) {
     running_ = true;
+    epoch_ = epoch;
     schedule(delay);
 }
 
@@ -69,13 +70,15 @@ void RetentionSweeper::sweep() {
     const auto generation = generation_;
     auto conn_slot = conn_;
     const std::string conninfo = conninfo_;
-    worker_->post([this, limits, generation, conn_slot, conninfo]() {
+    const std::string epoch = epoch_;
+    worker_->post([this, limits, generation, conn_slot, conninfo, epoch]() {
         bool backlog = false;
         store::RetentionBatch total;
         try {
             if (!*conn_slot) {
                 *conn_slot = std::make_unique<pqxx::connection>(conninfo);
                 store::prepare_session(**conn_slot);
+                store::bind_session_epoch(**conn_slot, epoch);
             }
             const auto deadline = std::chrono::steady_clock::now() + kSweepBudget;
             for (;;) {

@@ -29,8 +29,9 @@ public:
 
     // Settings in force; the next sweep uses them.
     void configure(const store::RetentionLimits &limits) { limits_ = limits; }
-    // Attached: the first sweep after `delay`, then on its own schedule.
-    void start(std::chrono::milliseconds delay);
+    // Attached with worker epoch `epoch` (it fences every delete): the first
+    // sweep after `delay`, then on its own schedule.
+    void start(std::chrono::milliseconds delay, const std::string &epoch);
     // Detached: no more sweeps; a sweep in flight ends within its budget.
     void stop();
 
@@ -40,6 +41,7 @@ private:
 
     boost::asio::io_context &io_;
     std::string conninfo_;
+    std::string epoch_;
     store::RetentionLimits limits_;
     bool running_ = false;
     std::uint64_t generation_ = 0;  // bumps on stop: a late sweep of an old attachment schedules nothing

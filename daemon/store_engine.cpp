@@ -220,6 +220,10 @@ std::optional<LoadedInstance> load_instance(pqxx::connection &conn, const std::s
 
 void write_daemon_secret(pqxx::connection &conn, const std::string &secret, const std::string &epoch_id) {
     pqxx::work tx(conn);
+    // Fenced like every other write: a daemon paused between attaching and
+    // this write must not, once resumed, overwrite the secret of the daemon
+    // that replaced it (whose every step df._run_step would then refuse).
+    if (!holds_epoch(tx)) return;
     tx.exec_params(
         "INSERT INTO df._daemon_secret (singleton, secret, epoch_id, updated_at) VALUES (true, $1, $2::uuid, now()) "
         "ON CONFLICT (singleton) DO UPDATE SET secret = EXCLUDED.secret, epoch_id = EXCLUDED.epoch_id, "
@@ -425,8 +429,12 @@ const char *const kOldIterations =
     "   LIMIT $2 FOR UPDATE OF x SKIP LOCKED) "
     "DELETE FROM df._activations d WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM old))";
 
+// Fenced by the sweeper's worker epoch (bind_session_epoch) like every
+// bookkeeping write: a replaced daemon's late sweep, with the settings it read
+// long ago, deletes nothing.
 std::int64_t run_batch(pqxx::connection &conn, const char *sql, std::int64_t a, std::int64_t b) {
     pqxx::work tx(conn);
+    if (!holds_epoch(tx)) return 0;
     const auto result = tx.exec_params(sql, a, b);
     tx.commit();
     return static_cast<std::int64_t>(result.affected_rows());

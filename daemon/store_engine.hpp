@@ -42,7 +42,8 @@ std::vector<std::string> active_instance_ids(pqxx::connection &conn);
 std::optional<LoadedInstance> load_instance(pqxx::connection &conn, const std::string &id);
 
 // The active daemon's secret (df._daemon_secret): df._run_step refuses other
-// callers; a daemon taking over rotates it, fencing its predecessor.
+// callers; a daemon taking over rotates it, fencing its predecessor. Writes
+// nothing when the session's worker epoch was replaced meanwhile.
 void write_daemon_secret(pqxx::connection &conn, const std::string &secret, const std::string &epoch_id);
 
 // Commits one batch of interpreter writes for an instance in one
@@ -117,6 +118,8 @@ struct RetentionBatch {
     std::int64_t executions = 0;  // past root-loop executions deleted
     std::int64_t iterations = 0;  // activation rows of old non-root loop iterations deleted
 };
+// The session must be bound to the daemon's worker epoch
+// (store::bind_session_epoch): once that epoch is replaced nothing is deleted.
 RetentionBatch retention_batch(pqxx::connection &conn, const RetentionLimits &limits);
 
 }  // namespace pgd::daemon::store

@@ -205,7 +205,7 @@ std::vector<pid_t> child_processes(pid_t parent) {
 
 // --- TestCluster -------------------------------------------------------------
 
-TestCluster::TestCluster(ClusterOptions options) {
+void TestCluster::make_dir() {
     char tmpl[] = "/tmp/pgd-it-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp(): " + std::string(std::strerror(errno)));
     dir_ = tmpl;
@@ -218,6 +218,42 @@ TestCluster::TestCluster(ClusterOptions options) {
     } else {
         superuser_ = current_user_name();
     }
+}
+
+TestCluster::TestCluster(const TestCluster &primary, StandbyOf, ClusterOptions options) {
+    make_dir();
+    try {
+        port_ = pick_free_port();
+        write_credentials();
+        // -R: standby.signal and primary_conninfo (with the passfile) in
+        // postgresql.auto.conf; the copied postgresql.conf names the
+        // primary's port and socket directory, overridden below (a later
+        // line wins).
+        const int rc = run_pg_tool({"/usr/bin/env", "PGPASSFILE=" + primary.passfile(),
+                                    std::string(PGD_PG_BINDIR) + "/pg_basebackup", "-D", data_dir(), "-h",
+                                    primary.dir(), "-p", std::to_string(primary.port()), "-U", primary.superuser(),
+                                    "-R", "-X", "stream", "-c", "fast", "--no-sync"});
+        if (rc != 0)
+            throw std::runtime_error("pg_basebackup failed (exit " + std::to_string(rc) + "); see " + dir_ +
+                                     "/tools.log");
+        std::ofstream conf(data_dir() + "/postgresql.conf", std::ios::app);
+        conf << "\n# pg_durable integration test replica\n"
+             << "port = " << port_ << "\n"
+             << "unix_socket_directories = '" << dir_ << "'\n"
+             << "hot_standby = on\n";
+        for (const auto &[name, value] : options.settings) conf << name << " = '" << value << "'\n";
+        if (!conf) throw std::runtime_error("cannot write postgresql.conf");
+        conf.close();
+        start();
+    } catch (...) {
+        std::error_code ignored;
+        if (!std::getenv("PGD_KEEP_CLUSTER")) std::filesystem::remove_all(dir_, ignored);
+        throw;
+    }
+}
+
+TestCluster::TestCluster(ClusterOptions options) {
+    make_dir();
     try {
         port_ = pick_free_port();
         write_credentials();
@@ -308,6 +344,11 @@ void TestCluster::stop(StopMode mode) {
     running_ = false;
 }
 
+void TestCluster::promote() {
+    const int rc = run_pg_tool({std::string(PGD_PG_BINDIR) + "/pg_ctl", "-D", data_dir(), "-w", "-t", "60", "promote"});
+    if (rc != 0) throw std::runtime_error("pg_ctl promote failed (exit " + std::to_string(rc) + ")");
+}
+
 void TestCluster::restart(StopMode mode) {
     stop(mode);
     start();
@@ -343,6 +384,14 @@ DaemonProcess::DaemonProcess(const TestCluster &cluster, std::vector<std::string
     log_path_ = cluster.dir() + "/" +
                 (log_name.empty() ? "daemon-" + std::to_string(++counter) : log_name) + ".log";
     std::vector<std::string> argv = {daemon_binary(), "--conninfo", cluster.conninfo()};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    pid_ = spawn(argv, log_path_);
+}
+
+DaemonProcess::DaemonProcess(const TestCluster &cluster, const WithConninfo &conninfo,
+                             std::vector<std::string> extra_args, const std::string &log_name) {
+    log_path_ = cluster.dir() + "/" + log_name + ".log";
+    std::vector<std::string> argv = {daemon_binary(), "--conninfo", conninfo.conninfo};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     pid_ = spawn(argv, log_path_);
 }

@@ -64,9 +64,17 @@ struct ClusterOptions {
 
 enum class StopMode { smart, fast, immediate };
 
+// Tag of the constructor that makes a streaming replica of a running cluster.
+struct StandbyOf {};
+
 class TestCluster {
 public:
     explicit TestCluster(ClusterOptions options = {});
+    // A streaming replica of `primary`: pg_basebackup -R (as the cluster's OS
+    // user, over the primary's socket, scram like every connection), its own
+    // port and socket directory, then started (hot standby). `options`
+    // settings are added to the copied postgresql.conf.
+    TestCluster(const TestCluster &primary, StandbyOf, ClusterOptions options = {});
     ~TestCluster();
     TestCluster(const TestCluster &) = delete;
     TestCluster &operator=(const TestCluster &) = delete;
@@ -91,11 +99,14 @@ public:
     void start();
     void stop(StopMode mode = StopMode::fast);
     void restart(StopMode mode = StopMode::fast);
+    // pg_ctl promote -w: a replica leaves recovery.
+    void promote();
     bool running() const { return running_; }
 
     std::string server_log() const;
 
 private:
+    void make_dir();
     void write_config(const ClusterOptions &options);
     void write_credentials() const;
     // Runs a PostgreSQL program as the cluster's OS user; output goes to the
@@ -108,12 +119,21 @@ private:
     bool running_ = false;
 };
 
+// A connection string of the test's own making for DaemonProcess (e.g. a
+// multi-host one), instead of the cluster's.
+struct WithConninfo {
+    std::string conninfo;
+};
+
 class DaemonProcess {
 public:
     // Starts pg_durable_daemon --conninfo <cluster superuser> plus extra_args.
     explicit DaemonProcess(const TestCluster &cluster,
                            std::vector<std::string> extra_args = {"--log-level", "debug"},
                            const std::string &log_name = "");
+    // The same with --conninfo <conninfo>; the log goes to the cluster's directory.
+    DaemonProcess(const TestCluster &cluster, const WithConninfo &conninfo, std::vector<std::string> extra_args,
+                  const std::string &log_name);
     // Stops the daemon (SIGTERM, SIGKILL after a deadline) if it still runs.
     ~DaemonProcess();
     DaemonProcess(const DaemonProcess &) = delete;
