@@ -38,8 +38,12 @@ psql_su -c "CREATE ROLE bench_watch LOGIN PASSWORD '$PASSWORD' IN ROLE pg_monito
 
 say "loading $N instances"
 t0="$(date +%s.%N)"
+# Synthetic history: the step-counter trigger is off while it loads (one
+# transaction updating one counter row 200,000 times is quadratic: every
+# update walks the row's chain of versions that transaction wrote).
 psql_su <<SQL
 BEGIN;
+ALTER TABLE df._activations DISABLE TRIGGER _activations_count_outcome;
 INSERT INTO df.instances (id, root_node, status, submitted_by, database, created_at, updated_at, completed_at)
 SELECT lpad(to_hex(g), 8, '0'), 'a0000001', s.status, 'bench_user', 'postgres', c.created, c.created + interval '1 s',
        CASE WHEN s.status = 'completed' THEN c.created + interval '1 s' END
@@ -70,10 +74,44 @@ SELECT i.id, i.id || '::1', n.node_id,  1,
             THEN now() + interval '1 day' END
   FROM df.instances i, LATERAL (VALUES ('a0000002'), ('a0000003')) AS n(node_id)
  WHERE i.status <> 'pending';
+ALTER TABLE df._activations ENABLE TRIGGER _activations_count_outcome;
 COMMIT;
 VACUUM ANALYZE df.instances, df.nodes, df._activations;
 SQL
 say "loaded in $(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.1f", a - b }') s: $(val "SELECT string_agg(format('%s=%s', status, n), ' ' ORDER BY status) FROM (SELECT status, count(*) AS n FROM df.instances GROUP BY status) s"); activations $(val "SELECT count(*) FROM df._activations")"
+
+time_it() {  # $1 = label, $2 = query; 100 calls as bench_watch, 5 warm-up
+  "$BINDIR/psql" "${CONN[@]}" -U bench_watch -X -At -v ON_ERROR_STOP=1 <<SQL
+DO \$\$
+DECLARE
+    t0 timestamptz;
+    ms float8[] := '{}';
+BEGIN
+    FOR i IN 1..105 LOOP
+        t0 := clock_timestamp();
+        PERFORM * FROM ($2) q;
+        IF i > 5 THEN ms := ms || extract(epoch FROM clock_timestamp() - t0)::float8 * 1000; END IF;
+    END LOOP;
+    RAISE NOTICE '%', (SELECT format('$1: min %s ms, p50 %s ms, p95 %s ms, max %s ms (%s calls)',
+        round(min(x)::numeric, 1), round((percentile_cont(0.5) WITHIN GROUP (ORDER BY x))::numeric, 1),
+        round((percentile_cont(0.95) WITHIN GROUP (ORDER BY x))::numeric, 1), round(max(x)::numeric, 1), count(*))
+        FROM unnest(ms) x);
+END
+\$\$;
+SQL
+}
+PIVOT="$(sed -n '/^  query: |$/,/^  master:/p' "$BENCH_ROOT/deploy/monitoring/queries.yaml" | sed '1d;$d')"
+time_both() {
+  time_it "df_monitor.operator_metrics()" "SELECT * FROM df_monitor.operator_metrics()" 2>&1 | sed 's/^psql:[^ ]* NOTICE:  //' | grep -v '^DO$'
+  time_it "exporter query (queries.yaml)" "$PIVOT" 2>&1 | sed 's/^psql:[^ ]* NOTICE:  //' | grep -v '^DO$'
+}
+say "as loaded (no daemon; 1,000 pending, 1,000 waiting on timers, 1,000 on signals):"
+time_both
+if [ "${PGD_OM_EXPLAIN:-0}" = 1 ]; then
+  BODY="$(sed -n '/^CREATE FUNCTION df_monitor.operator_metrics()/,/^\$\$;/p' "$BENCH_ROOT/sql/parts/55_operator_metrics.sql" |
+          sed '1,/RETURN QUERY/d' | sed '/^END$/,$d')"
+  psql_su -c "EXPLAIN (ANALYZE, COSTS OFF, TIMING ON) $BODY"
+fi
 
 bench_daemon_start
 # A standby: a second daemon waits for the orchestrator lock.
@@ -109,29 +147,8 @@ say "8 x 100-step chains, steps/s: with the counter trigger $with1, $with2; with
 
 # Wait for a heartbeat to report the started steps, so the numbers are live.
 sleep 3
-time_it() {  # $1 = label, $2 = query; 100 calls as bench_watch, 5 warm-up
-  "$BINDIR/psql" "${CONN[@]}" -U bench_watch -X -At -v ON_ERROR_STOP=1 <<SQL
-DO \$\$
-DECLARE
-    t0 timestamptz;
-    ms float8[] := '{}';
-BEGIN
-    FOR i IN 1..105 LOOP
-        t0 := clock_timestamp();
-        PERFORM * FROM ($2) q;
-        IF i > 5 THEN ms := ms || extract(epoch FROM clock_timestamp() - t0)::float8 * 1000; END IF;
-    END LOOP;
-    RAISE NOTICE '%', (SELECT format('$1: min %s ms, p50 %s ms, p95 %s ms, max %s ms (%s calls)',
-        round(min(x)::numeric, 1), round((percentile_cont(0.5) WITHIN GROUP (ORDER BY x))::numeric, 1),
-        round((percentile_cont(0.95) WITHIN GROUP (ORDER BY x))::numeric, 1), round(max(x)::numeric, 1), count(*))
-        FROM unnest(ms) x);
-END
-\$\$;
-SQL
-}
-time_it "df_monitor.operator_metrics()" "SELECT * FROM df_monitor.operator_metrics()" 2>&1 | sed 's/^psql:[^ ]* NOTICE:  //'
-PIVOT="$(sed -n '/^  query: |$/,/^  master:/p' "$BENCH_ROOT/deploy/monitoring/queries.yaml" | sed '1d;$d')"
-time_it "exporter query (queries.yaml)" "$PIVOT" 2>&1 | sed 's/^psql:[^ ]* NOTICE:  //'
+say "live (daemon and standby attached, the daemon has resumed the synthetic live instances):"
+time_both
 
 say "the metrics as bench_watch sees them:"
 "$BINDIR/psql" "${CONN[@]}" -U bench_watch -X -v ON_ERROR_STOP=1 -c "SELECT * FROM df_monitor.operator_metrics()"

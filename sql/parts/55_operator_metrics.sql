@@ -57,18 +57,24 @@ GRANT USAGE ON SCHEMA df_monitor TO pg_monitor;
 
 -- One row per metric (docs/MONITORING.md lists them). Runs as the owner so
 -- it can count over every role's rows; what it returns are numbers only.
+-- PL/pgSQL so that a scraper's session plans the query once, not per call.
 CREATE FUNCTION df_monitor.operator_metrics()
     RETURNS TABLE(metric text, value double precision)
-    LANGUAGE sql VOLATILE SECURITY DEFINER
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
-    WITH inst AS (
-        SELECT count(*) FILTER (WHERE i.status = 'pending') AS pending,
-               count(*) FILTER (WHERE i.status = 'running') AS running,
-               count(*) FILTER (WHERE i.status = 'completed') AS completed,
-               count(*) FILTER (WHERE i.status = 'failed') AS failed,
-               count(*) FILTER (WHERE i.status = 'cancelled') AS cancelled
-          FROM df.instances i),
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH by_status AS (
+        SELECT i.status, count(*) AS n FROM df.instances i GROUP BY i.status),
+    inst AS (
+        SELECT COALESCE(sum(b.n) FILTER (WHERE b.status = 'pending'), 0) AS pending,
+               COALESCE(sum(b.n) FILTER (WHERE b.status = 'running'), 0) AS running,
+               COALESCE(sum(b.n) FILTER (WHERE b.status = 'completed'), 0) AS completed,
+               COALESCE(sum(b.n) FILTER (WHERE b.status = 'failed'), 0) AS failed,
+               COALESCE(sum(b.n) FILTER (WHERE b.status = 'cancelled'), 0) AS cancelled
+          FROM by_status b),
     oldest AS (
         SELECT min(i.created_at) AS created_at FROM df.instances i WHERE i.status = 'pending'),
     steps AS (
@@ -143,8 +149,9 @@ CREATE FUNCTION df_monitor.operator_metrics()
                ('daemon_heartbeat_age_seconds',
                 CASE WHEN epoch.last_seen_at IS NOT NULL
                      THEN greatest(0, extract(epoch FROM clock_timestamp() - epoch.last_seen_at))::float8 END),
-               ('retention_backlog_instances', retention.backlog::float8)) AS m(metric, value)
-    $$;
+               ('retention_backlog_instances', retention.backlog::float8)) AS m(metric, value);
+END
+$$;
 
 REVOKE ALL ON FUNCTION df_monitor.operator_metrics() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION df_monitor.operator_metrics() TO pg_monitor;
