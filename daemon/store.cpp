@@ -188,14 +188,14 @@ HeartbeatResult heartbeat(pqxx::connection &conn, const std::string &epoch_id,
     try {
         pqxx::nontransaction tx(conn);
         // One statement, one commit: the beat, the in-flight gauge and the
-        // started-steps delta (on the counter shard of this session).
+        // started-steps delta (counter row 16: the heartbeat's own).
         const auto updated = tx.exec_params1(
             "WITH beat AS ("
             "  UPDATE df._worker_epoch SET last_seen_at = pg_catalog.now(), http_in_flight = $2::bigint "
             "   WHERE epoch_id = $1::uuid RETURNING 1), "
             "counted AS ("
             "  INSERT INTO df._step_counters AS c (shard, started) "
-            "  SELECT pg_catalog.pg_backend_pid() % 16, $3::bigint FROM beat WHERE $3::bigint > 0 "
+            "  SELECT 16, $3::bigint FROM beat WHERE $3::bigint > 0 "
             "  ON CONFLICT (shard) DO UPDATE SET started = c.started + EXCLUDED.started) "
             "SELECT count(*) FROM beat",
             epoch_id, gauges.http_in_flight, gauges.steps_started_delta);

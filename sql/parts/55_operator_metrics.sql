@@ -9,17 +9,21 @@
 -- Durable step counters that retention and loop-history trimming never
 -- touch. completed / failed / cancelled are added by the trigger below, in
 -- the statement that records a SQL or HTTP step's outcome (so in that step's
--- transaction: no extra commit); started is added by the daemon's heartbeat
--- (every 2 s, the same statement that refreshes df._worker_epoch). Sharded by
--- backend pid so concurrent steps rarely wait for each other's row, and each
--- transaction touches one row only (no deadlock between two counter writers).
+-- transaction: no extra commit); started is added by the active daemon's
+-- heartbeat (every 2 s, the same statement that refreshes df._worker_epoch)
+-- on row 16, which nothing else writes. Outcomes go to one of rows 0-15: the
+-- backend's own (pid % 16) unless another transaction holds it, then any free
+-- one (SKIP LOCKED), so a step never waits for another step's counter update
+-- (not even for a paused daemon's transaction that holds one), and each
+-- transaction locks one row.
 CREATE TABLE df._step_counters (
-    shard     int PRIMARY KEY CHECK (shard >= 0 AND shard < 16),
+    shard     int PRIMARY KEY CHECK (shard >= 0 AND shard <= 16),
     started   bigint NOT NULL DEFAULT 0,
     completed bigint NOT NULL DEFAULT 0,
     failed    bigint NOT NULL DEFAULT 0,
     cancelled bigint NOT NULL DEFAULT 0
 );
+INSERT INTO df._step_counters (shard) SELECT generate_series(0, 16);
 
 CREATE FUNCTION df._count_step_outcome() RETURNS trigger
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -33,12 +37,22 @@ BEGIN
                     WHERE n.instance_id = NEW.instance_id AND n.id = NEW.node_id AND n.node_type IN ('SQL', 'HTTP')) THEN
         RETURN NULL;  -- timers, signal waits, loop checkpoints, RACE decisions
     END IF;
-    INSERT INTO df._step_counters AS c (shard, completed, failed, cancelled)
-    VALUES (pg_backend_pid() % 16, (NEW.status = 'completed')::int, (NEW.status = 'failed')::int,
-            (NEW.status = 'cancelled')::int)
-    ON CONFLICT (shard) DO UPDATE
-        SET completed = c.completed + EXCLUDED.completed, failed = c.failed + EXCLUDED.failed,
-            cancelled = c.cancelled + EXCLUDED.cancelled;
+    UPDATE df._step_counters c
+       SET completed = c.completed + (NEW.status = 'completed')::int,
+           failed = c.failed + (NEW.status = 'failed')::int,
+           cancelled = c.cancelled + (NEW.status = 'cancelled')::int
+     WHERE c.shard = (SELECT s.shard FROM df._step_counters s
+                       WHERE s.shard < 16
+                       ORDER BY s.shard = pg_backend_pid() % 16 DESC, s.shard
+                       LIMIT 1 FOR UPDATE SKIP LOCKED);
+    IF NOT FOUND THEN  -- all 16 busy (or a row went missing): wait for our own
+        INSERT INTO df._step_counters AS c (shard, completed, failed, cancelled)
+        VALUES (pg_backend_pid() % 16, (NEW.status = 'completed')::int, (NEW.status = 'failed')::int,
+                (NEW.status = 'cancelled')::int)
+        ON CONFLICT (shard) DO UPDATE
+            SET completed = c.completed + EXCLUDED.completed, failed = c.failed + EXCLUDED.failed,
+                cancelled = c.cancelled + EXCLUDED.cancelled;
+    END IF;
     RETURN NULL;
 END
 $$;

@@ -203,6 +203,28 @@ VALUES ('0a000005', '0a000005::1', 'ffffffff', 1, 'completed'),
        ('0a000005', '0a000005::1', 'a'');--', 1, 'failed');
 SELECT c.metric, m.value - c.value AS change
   FROM om_counted c JOIN df_monitor.operator_metrics() m USING (metric) ORDER BY 1;
+-- A step never waits for another transaction's counter row: with this
+-- backend's own row (and row 16, the heartbeat's) locked by a transaction
+-- that stays open, the outcome goes to a free row at once.
+CREATE EXTENSION IF NOT EXISTS dblink;
+SELECT dblink_connect('holder', 'dbname=' || current_database());
+SELECT dblink_exec('holder', 'BEGIN');
+SELECT dblink_exec('holder', format('UPDATE df._step_counters SET started = started WHERE shard IN (%s, 16)',
+                                    pg_backend_pid() % 16));
+SELECT count(*) AS own_row_free FROM (SELECT 1 FROM df._step_counters WHERE shard = pg_backend_pid() % 16
+                                      FOR UPDATE SKIP LOCKED) f;
+INSERT INTO df.nodes (id, instance_id, node_type, query, status, submitted_by, database)
+VALUES ('b0000051', '0a000005', 'SQL', 'SELECT 1', 'pending', 'regress_om_user', current_database());
+SET lock_timeout = '2s';
+INSERT INTO df._activations (instance_id, stamp, node_id, execution, status)
+VALUES ('0a000005', '0a000005::1', 'b0000051', 1, 'completed');
+RESET lock_timeout;
+SELECT dblink_exec('holder', 'ROLLBACK');
+SELECT dblink_disconnect('holder');
+DROP EXTENSION dblink;
+SELECT c.metric, m.value - c.value AS change
+  FROM om_counted c JOIN df_monitor.operator_metrics() m USING (metric) ORDER BY 1;
+SELECT count(*) AS counter_rows FROM df._step_counters;
 DELETE FROM df.instances WHERE id = '0a000005';
 
 DROP TABLE om_before, om_seen, om_counted;
