@@ -63,6 +63,8 @@ public:
     virtual bool cancel(const StepKey &key) = 0;
     virtual std::size_t cancel_instance(const std::string &instance_id) = 0;
     virtual void stop() = 0;
+    // Requests under way (attempts holding a slot).
+    virtual std::size_t in_flight() const { return 0; }
 };
 
 class HttpClient final : public StepClient {
@@ -94,7 +96,7 @@ public:
     void stop() override;
 
     // Attempts holding a slot, and steps waiting for one.
-    std::size_t in_flight() const;
+    std::size_t in_flight() const override;
     std::size_t queued() const;
 
     class Step;  // one HTTP step: its attempts and waits

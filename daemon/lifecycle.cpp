@@ -252,7 +252,14 @@ void Lifecycle::schedule_heartbeat(Generation gen) {
 }
 
 void Lifecycle::heartbeat(Generation gen) {
-    link_.heartbeat(epoch_id_, *extension_oid_, [this, gen](LinkResult<store::HeartbeatResult> r) {
+    const WorkGauges gauges = work_.gauges();
+    store::HeartbeatGauges report;
+    report.steps_started_delta = gauges.steps_started - steps_started_reported_;
+    report.http_in_flight = gauges.http_in_flight;
+    link_.heartbeat(epoch_id_, *extension_oid_, report,
+                    [this, gen, sent = gauges.steps_started](LinkResult<store::HeartbeatResult> r) {
+        // Written: the next beat reports only what started after this one.
+        if (r.ok() && r.value == store::HeartbeatResult::ok) steps_started_reported_ = sent;
         if (stale(gen) || phase_ != Phase::active) {
             // While draining for a stop, keep beating; anything else is moot.
             if (stopping_ && gen == generation_ && phase_ == Phase::active && r.ok()) schedule_heartbeat(gen);

@@ -115,6 +115,7 @@ private:
     std::optional<ServerSettings> settings_;
     std::optional<std::int64_t> extension_oid_;  // the extension we attached to / detected
     std::string epoch_id_;
+    std::int64_t steps_started_reported_ = 0;  // WorkGauges::steps_started already in df._step_counters
     std::optional<std::chrono::steady_clock::time_point> connected_at_;
     int connect_failures_ = 0;
     std::string last_connect_error_;

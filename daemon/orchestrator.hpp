@@ -64,6 +64,7 @@ public:
     void on_settings(const ServerSettings &settings) override;
     void drain(std::function<void()> done) override;
     void on_detached() override;
+    WorkGauges gauges() const override;
 
     // Instances it runs now (for tests and logs).
     std::size_t instance_count() const { return instances_.size(); }
@@ -115,6 +116,7 @@ private:
     bool attached_ = false;
     std::uint64_t generation_ = 0;  // bumps on detach: late callbacks of an old attachment are dropped
     std::map<std::string, std::unique_ptr<Instance>> instances_;
+    std::int64_t steps_started_ = 0;  // SQL step runs and HTTP requests begun (gauges())
     std::set<std::string> loading_;
     // The 'cancelled' record of a running step that was interrupted (a RACE
     // loser, a cancelled instance's step) waits here until the executor

@@ -42,6 +42,13 @@ std::optional<std::string> finish_argument(const StepRun &step) {
 
 }  // namespace
 
+WorkGauges Orchestrator::gauges() const {
+    WorkGauges g;
+    g.steps_started = steps_started_;
+    g.http_in_flight = http_ ? static_cast<std::int64_t>(http_->in_flight()) : 0;
+    return g;
+}
+
 void Orchestrator::run_step(Instance &inst, StepRun step, int attempt) {
     StepRequest request;
     request.instance_id = inst.row.id;
@@ -55,6 +62,7 @@ void Orchestrator::run_step(Instance &inst, StepRun step, int attempt) {
     request.attempt = attempt;
     request.finish = finish_argument(step);
     const std::string id = inst.row.id;
+    ++steps_started_;
     steps_->run(std::move(request), [this, id, step = std::move(step), attempt](StepResult result) {
         on_step_result(id, step, attempt, std::move(result));
     });
@@ -198,6 +206,7 @@ void Orchestrator::run_http(Instance &inst, const durable::engine::HttpRun &http
                                       settings_.http_max_attempts, settings_.http_max_response_bytes};
         log()->debug("http step {} of {}: max {} attempt(s), {} response bytes", http.node_id, id,
                      limits.max_attempts, limits.max_response_bytes);
+        ++steps_started_;
         http_->run({id, http.stamp, http.node_id}, http.config, key, limits,
                    [this, generation = generation_, finish](outbound::Result result) {
                        if (generation != generation_ || !attached_) return;

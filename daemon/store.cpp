@@ -46,6 +46,13 @@ std::string mirror_keepalives(const pqxx::connection &conn) {
 // active daemon per database.
 constexpr int kLockClassId = 0x70676475;
 constexpr int kLockOrchestrator = 1;
+// Held shared by every standby daemon's session (its orchestrator session,
+// which stays open while it waits): what df_monitor.operator_metrics counts
+// as daemon_standbys.
+constexpr int kLockStandby = 3;
+constexpr const char *kHoldsStandbyMarker =
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND l.pid = pg_catalog.pg_backend_pid() "
+    "AND l.classid = $1::int::oid AND l.objid = $2::int::oid AND l.objsubid = 2 AND l.granted)";
 
 // SQLSTATEs meaning "the df objects are not there (any more)".
 bool is_missing_object(const pqxx::sql_error &e) {
@@ -110,8 +117,15 @@ ServerState probe_server(pqxx::connection &conn) {
 bool try_orchestrator_lock(pqxx::connection &conn, std::chrono::seconds stale) {
     pqxx::nontransaction tx(conn);
     if (tx.exec_params1("SELECT pg_catalog.pg_try_advisory_lock($1, $2)", kLockClassId, kLockOrchestrator)[0]
-            .as<bool>())
+            .as<bool>()) {
+        tx.exec_params(
+            std::string("SELECT pg_catalog.pg_advisory_unlock_shared($1::int, $2::int) WHERE ") + kHoldsStandbyMarker,
+            kLockClassId, kLockStandby);
         return true;
+    }
+    tx.exec_params(std::string("SELECT pg_catalog.pg_try_advisory_lock_shared($1::int, $2::int) WHERE NOT ") +
+                       kHoldsStandbyMarker,
+                   kLockClassId, kLockStandby);
     // The holder's heartbeat stopped: its process is paused or cut off while
     // the server keeps its session (and lock) alive. End that session; its
     // writes are fenced by the epoch (bind_session_epoch), its steps by the
@@ -168,15 +182,24 @@ std::optional<std::string> replace_worker_epoch(pqxx::connection &conn) {
 }
 
 HeartbeatResult heartbeat(pqxx::connection &conn, const std::string &epoch_id,
-                          std::int64_t extension_oid) {
+                          std::int64_t extension_oid, const HeartbeatGauges &gauges) {
     const auto state = probe_server(conn);
     if (!state.extension_oid || *state.extension_oid != extension_oid) return HeartbeatResult::extension_gone;
     try {
         pqxx::nontransaction tx(conn);
-        const auto updated = tx.exec_params(
-            "UPDATE df._worker_epoch SET last_seen_at = pg_catalog.now() WHERE epoch_id = $1::uuid",
-            epoch_id);
-        return updated.affected_rows() == 1 ? HeartbeatResult::ok : HeartbeatResult::epoch_lost;
+        // One statement, one commit: the beat, the in-flight gauge and the
+        // started-steps delta (counter row 16: the heartbeat's own).
+        const auto updated = tx.exec_params1(
+            "WITH beat AS ("
+            "  UPDATE df._worker_epoch SET last_seen_at = pg_catalog.now(), http_in_flight = $2::bigint "
+            "   WHERE epoch_id = $1::uuid RETURNING 1), "
+            "counted AS ("
+            "  INSERT INTO df._step_counters AS c (shard, started) "
+            "  SELECT 16, $3::bigint FROM beat WHERE $3::bigint > 0 "
+            "  ON CONFLICT (shard) DO UPDATE SET started = c.started + EXCLUDED.started) "
+            "SELECT count(*) FROM beat",
+            epoch_id, gauges.http_in_flight, gauges.steps_started_delta);
+        return updated[0].as<std::int64_t>() == 1 ? HeartbeatResult::ok : HeartbeatResult::epoch_lost;
     } catch (const pqxx::sql_error &e) {
         // DROP EXTENSION committed between the probe and the update.
         if (is_missing_object(e)) return HeartbeatResult::extension_gone;

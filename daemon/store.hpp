@@ -49,7 +49,9 @@ ServerState probe_server(pqxx::connection &conn);
 
 // The orchestrator lock: a session-level advisory lock, so it is released
 // when the connection ends, however the daemon dies (DESIGN.md §2.7).
-// Tries the orchestrator lock. When another session holds it and the
+// Tries the orchestrator lock. A daemon that does not get it holds the shared
+// standby marker (advisory lock (class, 3)) until it does, so operators can
+// count standbys (df_monitor.operator_metrics). When another session holds it and the
 // attached daemon's heartbeat is older than `stale` (a paused or partitioned
 // daemon whose session the server still keeps), terminates that session so
 // the next try succeeds: a standby takes over in seconds (DESIGN §2.7).
@@ -66,10 +68,18 @@ enum class HeartbeatResult {
     extension_gone,
     epoch_lost,
 };
-// Refreshes last_seen_at of our epoch, checking first that the extension is
+// Reported with each heartbeat (df_monitor.operator_metrics): steps started
+// since the last successful heartbeat (added to df._step_counters) and HTTP
+// requests in flight now (df._worker_epoch.http_in_flight).
+struct HeartbeatGauges {
+    std::int64_t steps_started_delta = 0;
+    std::int64_t http_in_flight = 0;
+};
+// Refreshes last_seen_at of our epoch and writes `gauges` in the same
+// statement (no extra commit), checking first that the extension is
 // still the one we attached to (DROP EXTENSION, or a DROP and CREATE between
 // two heartbeats, both read as extension_gone).
 HeartbeatResult heartbeat(pqxx::connection &conn, const std::string &epoch_id,
-                          std::int64_t extension_oid);
+                          std::int64_t extension_oid, const HeartbeatGauges &gauges = {});
 
 }  // namespace pgd::daemon::store

@@ -4,6 +4,7 @@
 // on on_wakeups, stop everything in on_detached.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -11,6 +12,14 @@
 #include "daemon/wakeup.hpp"
 
 namespace pgd::daemon {
+
+// What the work reports with each heartbeat (df_monitor.operator_metrics,
+// docs/MONITORING.md "Operators"): steps started since the process began
+// (SQL runs and HTTP requests, every attempt) and HTTP requests in flight.
+struct WorkGauges {
+    std::int64_t steps_started = 0;
+    std::int64_t http_in_flight = 0;
+};
 
 struct AttachInfo {
     std::string epoch_id;     // df._worker_epoch row of this attachment
@@ -34,6 +43,8 @@ public:
     virtual void drain(std::function<void()> done) = 0;
     // Lock, LISTEN or extension gone (or shutting down): stop all work now.
     virtual void on_detached() = 0;
+    // Read on the io thread before each heartbeat.
+    virtual WorkGauges gauges() const { return {}; }
 };
 
 }  // namespace pgd::daemon

@@ -10,6 +10,7 @@ PACKAGES=(
   libboost-dev libboost-system-dev
   nlohmann-json3-dev libspdlog-dev catch2 libcctz-dev
   libssl-dev ca-certificates tzdata
+  prometheus prometheus-postgres-exporter
 )
 
 missing=()

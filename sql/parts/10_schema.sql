@@ -94,9 +94,10 @@ CREATE TABLE df.vars (
 );
 
 CREATE TABLE df._worker_epoch (
-    epoch_id     uuid PRIMARY KEY,
-    started_at   timestamptz DEFAULT now(),
-    last_seen_at timestamptz DEFAULT now()
+    epoch_id       uuid PRIMARY KEY,
+    started_at     timestamptz DEFAULT now(),
+    last_seen_at   timestamptz DEFAULT now(),
+    http_in_flight bigint NOT NULL DEFAULT 0  -- written with each heartbeat (df_monitor.operator_metrics)
 );
 
 -- Internal: the caller's df.vars frozen at df.start ({name} substitution reads

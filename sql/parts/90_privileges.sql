@@ -44,5 +44,6 @@ BEGIN
     EXECUTE format('GRANT SELECT, INSERT, DELETE ON df._executions TO %s', r);
     EXECUTE format('GRANT SELECT, DELETE ON df._signals TO %s', r);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE ON df._daemon_secret TO %s', r);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON df._step_counters TO %s', r);  -- heartbeat: steps started
 END
 $worker$;

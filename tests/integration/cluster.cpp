@@ -436,4 +436,35 @@ std::optional<int> DaemonProcess::wait_exit(std::chrono::milliseconds deadline) 
 
 bool DaemonProcess::running() { return !wait_exit(0ms).has_value(); }
 
+// --- ChildProcess ------------------------------------------------------------
+
+ChildProcess::ChildProcess(const std::vector<std::string> &argv, std::string log_path)
+    : log_path_(std::move(log_path)) {
+    pid_ = spawn(argv, log_path_);
+}
+
+ChildProcess::~ChildProcess() { stop(); }
+
+std::string ChildProcess::log() const { return read_file(log_path_); }
+
+bool ChildProcess::running() {
+    if (pid_ <= 0 || exit_code_) return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) exit_code_ = wait_status_to_code(status);
+    return !exit_code_;
+}
+
+void ChildProcess::stop(std::chrono::milliseconds deadline) {
+    if (!running()) return;
+    ::kill(pid_, SIGTERM);
+    if (wait_until([this] { return !running(); }, deadline, 20ms)) return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    exit_code_ = wait_status_to_code(status);
+}
+
+int free_tcp_port() { return pick_free_port(); }
+
 }  // namespace pgd::test

@@ -157,6 +157,31 @@ private:
     std::string log_path_;
 };
 
+// Any other program a test runs (e.g. prometheus-postgres-exporter): started
+// with the test process's environment, output appended to log_path; SIGTERM
+// (SIGKILL after a deadline) in the destructor, so it never outlives a test.
+class ChildProcess {
+public:
+    ChildProcess(const std::vector<std::string> &argv, std::string log_path);
+    ~ChildProcess();
+    ChildProcess(const ChildProcess &) = delete;
+    ChildProcess &operator=(const ChildProcess &) = delete;
+
+    pid_t pid() const { return pid_; }
+    std::string log() const;
+    bool running();
+    // SIGTERM, then SIGKILL when it has not exited within `deadline`; reaped.
+    void stop(std::chrono::milliseconds deadline = 5s);
+
+private:
+    pid_t pid_ = -1;
+    std::optional<int> exit_code_;
+    std::string log_path_;
+};
+
+// A TCP port on 127.0.0.1 nobody listens on right now.
+int free_tcp_port();
+
 // Path of the built daemon binary.
 std::string daemon_binary();
 

@@ -44,6 +44,10 @@ public:
 
     // --- observations ---
     int connects = 0, attaches = 0, heartbeats = 0, drains = 0, detaches = 0, shutdowns = 0;
+    // What the heartbeats wrote: steps started (sum of the written deltas)
+    // and the last in-flight gauge.
+    std::int64_t started_written = 0, http_in_flight = -1;
+    bool skip_heartbeats = false;  // reply `skipped` (nothing written)
     bool connected = false;
     bool holds_lock = false;
 
@@ -87,15 +91,21 @@ public:
         attached.socket_fd = wake_pipe_[0];
         reply(std::move(done), attached);
     }
-    void heartbeat(std::string, std::int64_t oid, Callback<store::HeartbeatResult> done) override {
+    void heartbeat(std::string, std::int64_t oid, store::HeartbeatGauges gauges,
+                   Callback<store::HeartbeatResult> done) override {
         ++heartbeats;
+        if (skip_heartbeats) return reply(std::move(done), store::HeartbeatResult::skipped);
         if (drop_on_heartbeat) {
             connected = false;
             holds_lock = false;
             return fail(std::move(done), "server closed the connection unexpectedly");
         }
-        reply(std::move(done), extension && oid == extension_oid ? store::HeartbeatResult::ok
-                                                                  : store::HeartbeatResult::extension_gone);
+        const bool ok = extension && oid == extension_oid;
+        if (ok) {
+            started_written += gauges.steps_started_delta;
+            http_in_flight = gauges.http_in_flight;
+        }
+        reply(std::move(done), ok ? store::HeartbeatResult::ok : store::HeartbeatResult::extension_gone);
     }
     void drain_wakeups(Callback<WakeupBatch> done) override {
         ++drains;
@@ -155,6 +165,8 @@ struct RecordingWork final : WorkHandler {
     void on_wakeups(const WakeupBatch &b) override { wakeups.insert(wakeups.end(), b.ids.begin(), b.ids.end()); }
     void on_settings(const ServerSettings &) override { ++settings; }
     void on_detached() override { ++detached; }
+    WorkGauges gauges_now;
+    WorkGauges gauges() const override { return gauges_now; }
 };
 
 LifecycleTiming fast_timing() {
@@ -384,4 +396,29 @@ TEST_CASE("a stop waits for the work to drain, heartbeating meanwhile, before re
     CHECK(*h.finished == 0);
     CHECK(h.work.detached == 1);
     CHECK_FALSE(h.server.holds_lock);
+}
+
+TEST_CASE("heartbeats write the steps started since the last written beat, and the HTTP gauge", "[daemon]") {
+    Harness h;
+    h.server.extension = true;
+    h.lifecycle.start();
+    h.run_until([&] { return h.lifecycle.phase() == Phase::active; });
+    h.work.gauges_now = {5, 2};
+    h.run_until([&] { return h.server.started_written == 5 && h.server.http_in_flight == 2; });
+    // Beats without new steps add nothing.
+    const int beats = h.server.heartbeats;
+    h.run_until([&] { return h.server.heartbeats >= beats + 3; });
+    CHECK(h.server.started_written == 5);
+    // Beats that wrote nothing (lock timeout) do not lose their steps: the
+    // next written beat carries them.
+    h.server.skip_heartbeats = true;
+    h.work.gauges_now = {12, 0};
+    const int skipped = h.server.heartbeats;
+    h.run_until([&] { return h.server.heartbeats >= skipped + 3; });
+    CHECK(h.server.started_written == 5);
+    h.server.skip_heartbeats = false;
+    h.run_until([&] { return h.server.started_written == 12 && h.server.http_in_flight == 0; });
+    const int after = h.server.heartbeats;
+    h.run_until([&] { return h.server.heartbeats >= after + 3; });
+    CHECK(h.server.started_written == 12);
 }
