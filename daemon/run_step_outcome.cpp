@@ -12,9 +12,14 @@ StepResult malformed_outcome(const std::string &outcome) {
     StepResult bad;
     bad.kind = StepResult::Kind::failed;
     bad.recorded = false;
-    constexpr std::size_t kShown = 200;
+    // At most 200 bytes of it, cut before a UTF-8 continuation byte: the
+    // error is stored, and PostgreSQL refuses half a character.
+    std::size_t shown = 200;
+    if (outcome.size() > shown) {
+        while (shown > 0 && (static_cast<unsigned char>(outcome[shown]) & 0xC0) == 0x80) --shown;
+    }
     bad.error = durable::protocol::sql_failed(
-        "unexpected df._run_step outcome: " + (outcome.size() > kShown ? outcome.substr(0, kShown) + "..." : outcome));
+        "unexpected df._run_step outcome: " + (outcome.size() > shown ? outcome.substr(0, shown) + "..." : outcome));
     return bad;
 }
 
