@@ -62,7 +62,7 @@ TEST_CASE("a long malformed outcome is cut at a character boundary", "[daemon][e
     const std::string outcome = std::string(199, 'x') + "\xc3\xa9" + std::string(50, 'y');
     const auto result = parse_run_step_outcome(outcome);
     CHECK(result.kind == StepResult::Kind::failed);
-    CHECK(pgd::daemon::utf8_without_nul(result.error));
+    CHECK(pgd::daemon::http::utf8_without_nul(result.error));
     CHECK(result.error == "SQL execution failed: unexpected df._run_step outcome: " + std::string(199, 'x') + "...");
     // A cut that falls between characters keeps all 200 bytes.
     const auto ascii = parse_run_step_outcome(std::string(300, 'z'));
