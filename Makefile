@@ -51,7 +51,8 @@ fuzz: deps
 # Unit tests and an integration subset under AddressSanitizer and UBSan
 # (docs/RELIABILITY.md, "Sanitizers"). build-asan instruments common/, the
 # daemon and the tests (gcc); PostgreSQL loads the installed, uninstrumented
-# extension, so this installs the main build first. Sanitizer reports of the
+# extension, so this installs the main build first. -O1 -g1: what ASan
+# recommends, and a quicker build than -O2 -g. Sanitizer reports of the
 # tests and of every daemon they start land in $(ASAN_BUILD)/asan-logs; any
 # report fails the target.
 ASAN_BUILD   ?= build-asan
@@ -59,7 +60,8 @@ ASAN_TAGS    ?= [daemon],[engine],[hostile],[statuses]
 ASAN_ENV      = ASAN_OPTIONS=detect_leaks=1:log_path=$(CURDIR)/$(ASAN_BUILD)/asan-logs/asan \
                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(CURDIR)/$(ASAN_BUILD)/asan-logs/ubsan
 test-asan: install
-	cmake -S . -B $(ASAN_BUILD) -DPGD_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake -S . -B $(ASAN_BUILD) -DPGD_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG"
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	rm -rf $(ASAN_BUILD)/asan-logs && mkdir -p $(ASAN_BUILD)/asan-logs && chmod 1777 $(ASAN_BUILD)/asan-logs
 	$(ASAN_ENV) $(ASAN_BUILD)/tests/pgd_unit_tests
