@@ -111,7 +111,10 @@ TEST_CASE("numbers beyond double range are refused as user errors, never escape 
     CHECK_THROWS_AS(parse_graph(R"({"node_type":"SQL","query":"x","result_name":1e999})"), durable::NotAGraphError);
     CHECK_THROWS_WITH(parse_graph(R"({"node_type":"SQL","query":"x","result_name":1e999})"),
                       "Failed to parse Durofut JSON: number overflow parsing '1e999'");
-    CHECK_THROWS_AS(materialize_counting(R"({"node_type":"SLEEP","query":1e999})"), durable::NotAGraphError);
+    // auto_wrap reads text nlohmann cannot hold as plain SQL, like any other non-graph text.
+    const MaterializedGraph wrapped = materialize_counting(R"({"node_type":"SLEEP","query":1e999})");
+    REQUIRE(wrapped.nodes.size() == 1);
+    CHECK(wrapped.nodes[0].node_type == "SQL");
     CHECK(graph_error_of(
               R"({"node_type":"JOIN","query":"{\"x\":1e999}","left_node":{"node_type":"SQL","query":"a"},)"
               R"("right_node":{"node_type":"SQL","query":"b"},"extra_nodes":[{"node_type":"SQL","query":"c"}]})") ==
@@ -119,7 +122,7 @@ TEST_CASE("numbers beyond double range are refused as user errors, never escape 
           "'1e999'");
     CHECK(graph_error_of(
               R"({"node_type":"IF","query":"{\"x\":-1e999}","left_node":{"node_type":"SQL","query":"a"},)"
-              R"("condition_node":{"node_type":"SQL","query":"c"}})") ==
+              R"("right_node":{"node_type":"SQL","query":"b"},"condition_node":{"node_type":"SQL","query":"c"}})") ==
           "Invalid durable function graph: root: query in IF must be valid JSON config: number overflow parsing "
           "'-1e999'");
 }
