@@ -313,7 +313,7 @@ private:
             const std::string invalid = "query in " + node.node_type + " must be valid JSON config: ";
             try {
                 config = OrderedJson::parse(*node.query);
-            } catch (const OrderedJson::parse_error &e) {
+            } catch (const OrderedJson::exception &e) {  // parse_error, or out_of_range (1e999)
                 fail(index, invalid + without_exception_tag(e.what()));
             }
             if (!config.is_object()) fail(index, invalid + "not a JSON object");
@@ -472,7 +472,7 @@ Graph parse_graph(std::string_view json_text) {
     Json doc;
     try {
         doc = Json::parse(json_text.begin(), json_text.end());
-    } catch (const Json::parse_error &e) {
+    } catch (const Json::exception &e) {  // parse_error; out_of_range for a number beyond double (1e999)
         throw NotAGraphError(without_exception_tag(e.what()));
     }
     if (!doc.is_object()) throw NotAGraphError(std::string("expected a JSON object, got ") + doc.type_name());

@@ -39,6 +39,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "daemon/db_worker.hpp"
+#include "daemon/run_step_outcome.hpp"
 
 namespace pgd::daemon {
 
@@ -55,29 +56,6 @@ struct StepRequest {
     std::optional<std::string> finish;  // df._run_step's finish argument (JSON)
 };
 
-struct StepResult {
-    enum class Kind {
-        completed,             // recorded (extension db) or to be recorded (target db)
-        failed,                // the step's SQL failed; recorded in the extension db
-        cancelled,             // df.cancel interrupted it; recorded
-        duplicate,             // already recorded by an earlier attempt
-        instance_not_running,  // the instance ended meanwhile; nothing ran
-        interrupted,           // nothing committed (query cancel, lost connection): run again or drop
-        connect_failed,        // could not connect to the step's database; nothing ran
-    };
-    Kind kind = Kind::interrupted;
-    std::string result;  // result JSON (completed, duplicate completed)
-    std::string error;   // failure text
-    std::string status;  // duplicate: the recorded status
-    bool recorded = true;  // false: the orchestrator must record the outcome
-    // interrupted because df._run_step refused this daemon's secret or is
-    // gone (another daemon took over, or the extension was dropped and
-    // created again): the daemon's attachment is stale, not the step's fault.
-    bool stale_attachment = false;
-};
-
-// Parses df._run_step's outcome JSON (exposed for unit tests).
-StepResult parse_run_step_outcome(const std::string &outcome);
 
 // The extension that provides df._run_step in a database other than
 // pg_durable.database, and the step error where it is missing.

@@ -12,6 +12,12 @@ PACKAGES=(
   libssl-dev ca-certificates tzdata
   prometheus prometheus-postgres-exporter
 )
+# `make fuzz` (tests/fuzz) alone needs clang with libFuzzer and the sanitizer
+# runtimes, and llvm-symbolizer for readable reports: only with --fuzz, so
+# `make test` on a clean machine does not fetch a second compiler.
+if [ "${1:-}" = "--fuzz" ]; then
+  PACKAGES=(clang libclang-rt-14-dev llvm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -19,7 +25,7 @@ for p in "${PACKAGES[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all build and test dependencies present"
+  echo "install-deps: all ${1:+fuzz }build and test dependencies present"
   exit 0
 fi
 

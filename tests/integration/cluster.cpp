@@ -138,7 +138,13 @@ const char *mode_name(StopMode mode) {
 
 }  // namespace
 
-std::string daemon_binary() { return PGD_DAEMON_BINARY; }
+// The daemon this build made, or PGD_TEST_DAEMON when set (e.g. a sanitizer
+// build's daemon, docs/RELIABILITY.md).
+std::string daemon_binary() {
+    const char *override_path = std::getenv("PGD_TEST_DAEMON");
+    if (override_path != nullptr && *override_path != '\0') return override_path;
+    return PGD_DAEMON_BINARY;
+}
 
 bool wait_until(const std::function<bool()> &predicate, std::chrono::milliseconds deadline,
                 std::chrono::milliseconds poll) {

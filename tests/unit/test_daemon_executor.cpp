@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "daemon/executor.hpp"
+#include "daemon/http_policy.hpp"
 
 using pgd::daemon::connect_failure_text;
 using pgd::daemon::parse_run_step_outcome;
@@ -53,6 +54,19 @@ TEST_CASE("a malformed df._run_step outcome fails that step, never the daemon", 
     CHECK(dup_failed.error == "SQL execution failed: x");
     CHECK(parse_run_step_outcome("{\"outcome\":\"instance_not_running\",\"status\":null}").kind ==
           StepResult::Kind::instance_not_running);
+}
+
+TEST_CASE("a long malformed outcome is cut at a character boundary", "[daemon][executor]") {
+    // The error is stored in df; half a UTF-8 character would make PostgreSQL
+    // refuse the record (found by fuzz_run_step_outcome; corpus utf8-cut-*).
+    const std::string outcome = std::string(199, 'x') + "\xc3\xa9" + std::string(50, 'y');
+    const auto result = parse_run_step_outcome(outcome);
+    CHECK(result.kind == StepResult::Kind::failed);
+    CHECK(pgd::daemon::http::utf8_without_nul(result.error));
+    CHECK(result.error == "SQL execution failed: unexpected df._run_step outcome: " + std::string(199, 'x') + "...");
+    // A cut that falls between characters keeps all 200 bytes.
+    const auto ascii = parse_run_step_outcome(std::string(300, 'z'));
+    CHECK(ascii.error == "SQL execution failed: unexpected df._run_step outcome: " + std::string(200, 'z') + "...");
 }
 
 TEST_CASE("connection failures carry the server's message", "[daemon][executor]") {

@@ -105,6 +105,28 @@ TEST_CASE("text that is not a graph object cannot be parsed as one", "[graph]") 
     CHECK_THROWS_WITH(parse_graph(R"({"query":"x"})"), "Failed to parse Durofut JSON: missing field 'node_type'");
 }
 
+TEST_CASE("numbers beyond double range are refused as user errors, never escape as others", "[graph]") {
+    // nlohmann reports 1e999 with out_of_range, not parse_error (found by fuzz_graph_parse
+    // and fuzz_materialize; corpus files number-overflow-*).
+    CHECK_THROWS_AS(parse_graph(R"({"node_type":"SQL","query":"x","result_name":1e999})"), durable::NotAGraphError);
+    CHECK_THROWS_WITH(parse_graph(R"({"node_type":"SQL","query":"x","result_name":1e999})"),
+                      "Failed to parse Durofut JSON: number overflow parsing '1e999'");
+    // auto_wrap reads text nlohmann cannot hold as plain SQL, like any other non-graph text.
+    const MaterializedGraph wrapped = materialize_counting(R"({"node_type":"SLEEP","query":1e999})");
+    REQUIRE(wrapped.nodes.size() == 1);
+    CHECK(wrapped.nodes[0].node_type == "SQL");
+    CHECK(graph_error_of(
+              R"({"node_type":"JOIN","query":"{\"x\":1e999}","left_node":{"node_type":"SQL","query":"a"},)"
+              R"("right_node":{"node_type":"SQL","query":"b"},"extra_nodes":[{"node_type":"SQL","query":"c"}]})") ==
+          "Invalid durable function graph: root: query in JOIN must be valid JSON config: number overflow parsing "
+          "'1e999'");
+    CHECK(graph_error_of(
+              R"({"node_type":"IF","query":"{\"x\":-1e999}","left_node":{"node_type":"SQL","query":"a"},)"
+              R"("right_node":{"node_type":"SQL","query":"b"},"condition_node":{"node_type":"SQL","query":"c"}})") ==
+          "Invalid durable function graph: root: query in IF must be valid JSON config: number overflow parsing "
+          "'-1e999'");
+}
+
 TEST_CASE("shape errors name the node that holds the bad field", "[graph]") {
     CHECK_THROWS_WITH(parse_graph(R"({"node_type":"THEN","left_node":"SELECT 1","right_node":{}})"),
                       "Invalid durable function graph: root: Durofut children must be JSON objects");
@@ -288,8 +310,15 @@ TEST_CASE("node count: 10000 nodes pass, the 10001st is refused where it hangs",
 TEST_CASE("graphs far deeper than the limit pass through without recursion", "[graph]") {
     // What a plpgsql loop of 100 000 `~>` builds: composers must carry it to
     // df.start, which names the depth problem.
-    std::string deep = sql("SELECT 0");
-    for (int i = 0; i < 100000; ++i) deep = R"({"node_type":"THEN","left_node":)" + deep + R"(,"right_node":)" + sql("s") + "}";
+    // Built as prefix + core + suffix: wrapping the text 100 000 times would
+    // copy it each time (quadratic, minutes under a sanitizer).
+    std::string deep;
+    const std::string opening = R"({"node_type":"THEN","left_node":)";
+    const std::string closing = R"(,"right_node":)" + sql("s") + "}";
+    deep.reserve(100000 * (opening.size() + closing.size()) + 64);
+    for (int i = 0; i < 100000; ++i) deep += opening;
+    deep += sql("SELECT 0");
+    for (int i = 0; i < 100000; ++i) deep += closing;
     const Graph g = auto_wrap(deep);
     CHECK(g.size() == 200001);
     CHECK(to_json(g) == deep);
