@@ -141,7 +141,7 @@ TEST_CASE("retention deletes old and surplus terminal instances with their state
     for (int i = 0; i < 11; ++i) {
         const bool old = i < 5;
         const std::string status = i % 3 == 0 ? "completed" : i % 3 == 1 ? "failed" : "cancelled";
-        char id[9];
+        char id[24];  // room for any int: gcc -O1 (build-asan) cannot bound i
         std::snprintf(id, sizeof id, "e00000%02d", i);
         const std::string age = old ? "interval '40 days'" : "interval '" + std::to_string(20 - i) + " minutes'";
         sql += std::string(i ? ", " : "") + "('" + id + "', 'a0000000', '" + status +
