@@ -74,6 +74,7 @@ test-asan: install
 # Performance yardsticks on a throw-away cluster (bench/BENCHMARKS.md); not a test.
 bench: install
 	bash bench/run.sh --quick
+	bash bench/scale.sh --quick
 
 run: install
 	@bash deploy/local/run.sh

@@ -38,46 +38,7 @@ psql_su -c "CREATE ROLE bench_watch LOGIN PASSWORD '$PASSWORD' IN ROLE pg_monito
 
 say "loading $N instances"
 t0="$(date +%s.%N)"
-# Synthetic history: the step-counter trigger is off while it loads (one
-# transaction updating one counter row 200,000 times is quadratic: every
-# update walks the row's chain of versions that transaction wrote).
-psql_su <<SQL
-BEGIN;
-ALTER TABLE df._activations DISABLE TRIGGER _activations_count_outcome;
-INSERT INTO df.instances (id, root_node, status, submitted_by, database, created_at, updated_at, completed_at)
-SELECT lpad(to_hex(g), 8, '0'), 'a0000001', s.status, 'bench_user', 'postgres', c.created, c.created + interval '1 s',
-       CASE WHEN s.status = 'completed' THEN c.created + interval '1 s' END
-  FROM generate_series(1, $N) g,
-       LATERAL (SELECT CASE WHEN g % 100 = 0 THEN 'failed' WHEN g % 100 = 1 THEN 'cancelled'
-                            WHEN g % 100 = 2 THEN 'pending' WHEN g % 100 IN (3, 4) THEN 'running'
-                            ELSE 'completed' END AS status) s,
-       LATERAL (SELECT CASE WHEN g > $N - 1000 AND s.status = 'completed' THEN now() - interval '30 s'
-                            ELSE now() - interval '1 hour' - make_interval(secs => g) END AS created) c;
-INSERT INTO df.nodes (id, instance_id, node_type, query, left_node, right_node, status, submitted_by, database)
-SELECT n.id, i.id, n.type, n.query, n.l, n.r,
-       CASE WHEN i.status IN ('pending', 'running') THEN 'pending' ELSE i.status END, 'bench_user', 'postgres'
-  FROM df.instances i,
-       LATERAL (VALUES ('a0000001', 'THEN', NULL, 'a0000002', 'a0000003'),
-                       ('a0000002', 'SQL', 'SELECT 1', NULL, NULL),
-                       ('a0000003', CASE WHEN i.status = 'running' AND ('x' || i.id)::bit(32)::int % 2 = 0 THEN 'SIGNAL'
-                                         WHEN i.status = 'running' THEN 'SLEEP' ELSE 'SQL' END,
-                        'SELECT 2', NULL, NULL)) AS n(id, type, query, l, r);
-INSERT INTO df._activations (instance_id, stamp, node_id, execution, status, result, started_at, completed_at, wake_at)
-SELECT i.id, i.id || '::1', n.node_id,  1,
-       CASE WHEN i.status = 'running' AND n.node_id = 'a0000003' THEN 'running'
-            WHEN i.status = 'failed' AND n.node_id = 'a0000003' THEN 'failed'
-            WHEN i.status = 'cancelled' AND n.node_id = 'a0000003' THEN 'cancelled'
-            ELSE 'completed' END,
-       '{"rows":[{"?column?":1}],"row_count":1}',
-       i.created_at + interval '0.2 s', i.created_at + interval '0.5 s',
-       CASE WHEN i.status = 'running' AND n.node_id = 'a0000003' AND ('x' || i.id)::bit(32)::int % 2 = 1
-            THEN now() + interval '1 day' END
-  FROM df.instances i, LATERAL (VALUES ('a0000002'), ('a0000003')) AS n(node_id)
- WHERE i.status <> 'pending';
-ALTER TABLE df._activations ENABLE TRIGGER _activations_count_outcome;
-COMMIT;
-VACUUM ANALYZE df.instances, df.nodes, df._activations;
-SQL
+bench_load_history "$N" bench_user
 say "loaded in $(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.1f", a - b }') s: $(val "SELECT string_agg(format('%s=%s', status, n), ' ' ORDER BY status) FROM (SELECT status, count(*) AS n FROM df.instances GROUP BY status) s"); activations $(val "SELECT count(*) FROM df._activations")"
 
 time_it() {  # $1 = label, $2 = query; 100 calls as bench_watch, 5 warm-up

@@ -471,7 +471,26 @@ SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY wake)::numeric, 1),
 FROM x;
 EOF
   read -r B_WAKE B_LOAD B_EXEC B_TOTAL B_N <"$DIR/diag-breakdown.txt"
+  # The per-step timeline of one chain (the daemon's "step timeline" debug
+  # lines): where each step's time goes between the interpreter asking for it
+  # and the next decision made on its result.
+  local id
+  id="$(psql_bench -At -c "SELECT df.start(bench_chain_graph($CHAIN_STEPS), 'chain-timeline')")" || return 1
+  wait_idle || return 1
+  tail -n +"$((mark + 1))" "$DAEMON_LOG" | grep -F "step timeline $id " |
+    sed -E 's/.*queued (-?[0-9]+) us, login (-?[0-9]+) us, statement (-?[0-9]+) us, to orchestrator (-?[0-9]+) us, next decision (-?[0-9]+) us.*/\1 \2 \3 \4 \5/' \
+    >"$DIR/timeline.txt"
+  T_N="$(wc -l <"$DIR/timeline.txt")"
+  T_QUEUED="$(col_median "$DIR/timeline.txt" 1)"
+  T_STATEMENT="$(col_median "$DIR/timeline.txt" 3)"
+  T_TO_ORCH="$(col_median "$DIR/timeline.txt" 4)"
+  T_DECIDE="$(col_median "$DIR/timeline.txt" 5)"
+  T_STEP="$(val "SELECT round((extract(epoch FROM max(ts) - min(ts)) * 1000000 / (count(*) - 1))::numeric)
+                 FROM bench_chain WHERE id = '$id'")"
 }
+# Median of column $2 of file $1 (whitespace-separated numbers).
+col_median() { awk -v c="$2" '{ print $c }' "$1" | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "n/a" }'; }
+T_N=0 T_QUEUED=n/a T_STATEMENT=n/a T_TO_ORCH=n/a T_DECIDE=n/a T_STEP=n/a
 daemon_up "dispatch breakdown" && { diag_phase || fail "dispatch breakdown failed"; }
 
 # ------------------------------------------- df.start alone, daemon stopped
@@ -526,6 +545,10 @@ engine:
                            $TPO_CPU
 dispatch breakdown (medians of $DIAG_N samples, daemon at debug log level; log stamps have 1 ms resolution):
   commit -> daemon wake-up $B_WAKE ms, wake-up -> instance loaded $B_LOAD ms, loaded -> step running $B_EXEC ms (total $B_TOTAL ms)
+step timeline (one chain of $CHAIN_STEPS steps at debug log level, medians of $T_N steps, microseconds):
+  step to step $T_STEP us = queued for a connection $T_QUEUED + statement (sent -> result read) $T_STATEMENT
+  + result to orchestrator $T_TO_ORCH + next decision (interpreter, next step sent) $T_DECIDE + the rest
+  (a 1-client pgbench commit took $(awk -v t="$TPS1" 'BEGIN { printf "%.0f", 1000000 / t }') us)
 commit records in the WAL (pg_walinspect) and WAL bytes:
   per dispatch sample (df.start + its step)   $D_C commits, $D_W bytes
   per chain step                              $C_COMMITS commits, $C_WAL bytes

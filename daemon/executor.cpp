@@ -1,12 +1,10 @@
 #include "daemon/executor.hpp"
 
 #include <algorithm>
-#include <atomic>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <libpq-fe.h>
-#include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
 #include "common/protocol.hpp"
@@ -62,79 +60,70 @@ std::string connect_failure_text(const std::string &role, const std::string &dat
 
 namespace {
 
-// One step in a database other than the extension's: that database's
-// df._run_step (extension pg_durable_target) runs it as the submitter, as
-// the extension's own does, and returns its outcome; nothing is recorded
-// there, the orchestrator records it afterwards (at-least-once).
-//
-// Whether the extension is installed is asked before EVERY call, in a
-// statement of its own: where it is not, a df._run_step there could be any
-// user's function, and the daemon must never call user code with its own
-// identity. (In the same statement the planner could already evaluate an
-// IMMUTABLE impostor while folding constants, before any check ran.)
-StepResult run_in_target_database(pqxx::connection &conn, const StepRequest &request) {
+// How long a step connection may take to log in (every host of a multi-host
+// conninfo included) before the step fails with connect_failed.
+constexpr std::chrono::milliseconds kConnectTimeout{30000};
+
+// A query result that is not an outcome: what it means for the step.
+StepResult classify_error(const QueryResult &query, bool in_extension_db, const std::string &database) {
     StepResult result;
-    if (!store::extension_installed(conn, kTargetExtension)) {
-        result.kind = StepResult::Kind::failed;
-        result.recorded = false;
-        result.error = not_installed_text(request.database);
+    const std::string message = primary_message(query.message);
+    if (query.status == QueryResult::Status::broken) {
+        result.kind = StepResult::Kind::interrupted;  // nothing committed that we know of; asked before a rerun
+        result.error = message;
         return result;
     }
-    const std::string outcome = store::run_target_step(conn, request.instance_id, request.role_oid, request.query);
-    result = parse_run_step_outcome(outcome);
-    // A target database's df._run_step only completes or fails.
-    if (result.kind != StepResult::Kind::completed && result.kind != StepResult::Kind::failed)
-        result = malformed_outcome(outcome);
-    result.recorded = false;
+    const std::string &state = query.sqlstate;
+    if (state == "57014" || state == "40001" || state == "40P01") {
+        result.kind = StepResult::Kind::interrupted;  // nothing committed
+        result.error = message;
+    } else if (in_extension_db) {
+        // df._run_step itself refused (e.g. a rotated secret): nothing committed.
+        result.kind = StepResult::Kind::interrupted;
+        result.error = message;
+        result.stale_attachment = message.find("may only be called by the pg_durable daemon") != std::string::npos ||
+                                  state == "42883" || state == "3F000" || state == "42P01";
+        log()->debug("df._run_step refused (SQLSTATE {}): {}", state, message);
+    } else {
+        // The target's df._run_step refused, or is gone since the check.
+        result.kind = StepResult::Kind::failed;
+        result.recorded = false;
+        result.error = state == "42883" || state == "3F000" ? not_installed_text(database)
+                                                            : durable::protocol::sql_failed(message);
+    }
     return result;
 }
 
 }  // namespace
 
-// One user connection: its worker thread owns the pqxx::connection. The
-// Executor (io thread) owns the Connection; a step job holds it only until it
-// posts its result, so the last reference, and with it the join of the
-// worker, is never released on the worker's own thread. (A canceller job may
-// hold the last one briefly: a Connection leaves the pool retired, without
-// Asio objects, so it may end on any thread but its worker's.)
+// One user connection, driven on the io thread (async_connection.hpp). A
+// cancel reaches exactly the step it was meant for: a step not yet sent is
+// never sent, and a cancel request for one already sent goes out only while
+// that step is still the one running (a late request that hits the next
+// step only interrupts it: nothing commits, and it runs again).
 struct Executor::Connection {
     std::string database;
-    std::unique_ptr<pqxx::connection> pq;  // touched only by worker jobs
-    // Read by the canceller thread, written by the worker (pid, as soon as it
-    // has connected) and the io thread (sequence numbers): a cancel reaches
-    // exactly the step it was meant for, never a later step on the same
-    // connection and never another step of the same role.
-    std::atomic<int> backend_pid{0};
-    std::atomic<std::uint64_t> step_seq{0};    // bumped as each step is handed to the worker
-    std::atomic<std::uint64_t> cancel_seq{0};  // the step_seq a cancel was aimed at
+    std::shared_ptr<AsyncConnection> pg;
+    std::uint64_t step_seq = 0;    // bumped as each step is handed to the connection
+    std::uint64_t cancel_seq = 0;  // the step_seq a cancel was aimed at
     bool busy = false;
     std::string running_key;  // instance|stamp|node of the step it runs
-    // While idle: the idle timeout and a wait for the server to end the
-    // session (libpq's socket turns readable). Io thread only; reset by
-    // retire() when the Connection leaves the pool.
+    // While idle: the idle timeout (the socket watch is the AsyncConnection's).
     std::unique_ptr<boost::asio::steady_timer> idle_timer;
-    std::unique_ptr<boost::asio::posix::stream_descriptor> idle_socket;  // released, never closed
     std::uint64_t idle_period = 0;  // completions of an earlier idle period are ignored
-    std::unique_ptr<DbWorker> worker;  // last: joined before pq and the rest go
 
-    ~Connection() { stop_watching(); }  // a no-op once retired
-
-    // Leaves the pool (io thread): the Asio objects go now, so whoever drops
-    // the last reference later, on whatever thread, touches no io_context.
-    void retire() {
-        stop_watching();
-        idle_timer.reset();
-        idle_socket.reset();
-    }
+    ~Connection() { retire(); }
 
     void stop_watching() {
         ++idle_period;
         if (idle_timer) idle_timer->cancel();
-        if (idle_socket && idle_socket->is_open()) {
-            boost::system::error_code ignored;
-            idle_socket->cancel(ignored);
-            idle_socket->release();  // libpq's fd: never closed by Asio
-        }
+        if (pg) pg->stop_watching();
+    }
+
+    // Leaves the pool: the session ends now; pending callbacks never run.
+    void retire() {
+        stop_watching();
+        if (pg) pg->close();
     }
 };
 
@@ -192,6 +181,7 @@ void Executor::run(StepRequest request, Done done) {
     auto waiter = std::make_unique<Waiter>();
     waiter->request = std::move(request);
     waiter->done = std::move(done);
+    waiter->requested_at = std::chrono::steady_clock::now();
     if (start_on_connection(*waiter)) return;
     // No connection free: queue with the acquire deadline.
     waiter->deadline = std::make_unique<boost::asio::steady_timer>(io_);
@@ -224,7 +214,7 @@ bool Executor::start_on_connection(Waiter &waiter) {
     const auto &req = waiter.request;
     for (auto &conn : connections_) {
         if (!conn->busy && conn->database == req.database) {
-            launch(conn, std::move(waiter.request), std::move(waiter.done));
+            launch(conn, waiter);
             return true;
         }
     }
@@ -237,113 +227,164 @@ bool Executor::start_on_connection(Waiter &waiter) {
     auto conn = std::make_shared<Connection>();
     conn->database = req.database;
     conn->idle_timer = std::make_unique<boost::asio::steady_timer>(io_);
-    conn->idle_socket = std::make_unique<boost::asio::posix::stream_descriptor>(io_);
-    conn->worker = std::make_unique<DbWorker>("step:" + req.database);
+    conn->pg = AsyncConnection::create(io_);
     connections_.push_back(conn);
-    launch(conn, std::move(waiter.request), std::move(waiter.done));
+    launch(conn, waiter);
     return true;
 }
 
-void Executor::launch(std::shared_ptr<Connection> conn, StepRequest request, Done done) {
-    conn->stop_watching();  // the worker reads the socket now
+// One step's run on one connection, from the login (if the connection has
+// none yet) to the result; every part runs on the io thread.
+struct Executor::Run {
+    Executor *executor;
+    std::shared_ptr<Connection> conn;
+    StepRequest request;
+    Done done;
+    std::uint64_t seq;
+    std::weak_ptr<bool> alive;
+    StepTimings timings;
+};
+
+void Executor::launch(const std::shared_ptr<Connection> &conn, Waiter &waiter) {
+    conn->stop_watching();  // the step reads the socket now
     conn->busy = true;
-    conn->running_key = request.instance_id + "|" + request.stamp + "|" + request.node_id;
-    const std::uint64_t seq = conn->step_seq.fetch_add(1) + 1;
-    const bool in_extension_db = request.database == extension_database_;
-    std::string conninfo;
-    std::string conninfo_error;
-    try {
-        conninfo = conninfo_for(request.database);
-    } catch (const std::exception &e) {
-        conninfo_error = e.what();
+    conn->running_key = waiter.request.instance_id + "|" + waiter.request.stamp + "|" + waiter.request.node_id;
+    auto run = std::make_shared<Run>();
+    run->executor = this;
+    run->conn = conn;
+    run->request = std::move(waiter.request);
+    run->done = std::move(waiter.done);
+    run->seq = ++conn->step_seq;
+    run->alive = alive_;
+    run->timings.requested = waiter.requested_at;
+    run->timings.started = std::chrono::steady_clock::now();
+    if (conn->pg->is_open()) {
+        send(run);
+        return;
     }
-    std::weak_ptr<bool> alive = alive_;
-    const std::string secret = secret_;
-    Connection *raw = conn.get();
-    conn->worker->post([this, conn, raw, request = std::move(request), done = std::move(done), conninfo,
-                        conninfo_error, secret, in_extension_db, alive, seq]() mutable {
+    std::string conninfo;
+    try {
+        conninfo = conninfo_for(run->request.database);
+    } catch (const std::exception &e) {
         StepResult result;
-        int socket = -1;
-        bool broken = false;
-        if (!raw->pq) {
-            try {
-                if (!conninfo_error.empty()) throw std::runtime_error(conninfo_error);
-                raw->pq = std::make_unique<pqxx::connection>(conninfo);
-            } catch (const std::exception &e) {
-                raw->pq.reset();
-                result.kind = StepResult::Kind::connect_failed;
-                result.recorded = false;
-                result.error = connect_failure_text(daemon_user_, request.database, e.what());
-                broken = true;
-            }
+        result.kind = StepResult::Kind::connect_failed;
+        result.recorded = false;
+        result.error = connect_failure_text(daemon_user_, run->request.database, e.what());
+        // Never inside run(): the caller may still be iterating its own state.
+        boost::asio::post(io_, [run, result = std::move(result)]() mutable { finish(run, std::move(result), true); });
+        return;
+    }
+    conn->pg->connect(conninfo, kConnectTimeout, [run](const std::string &error) {
+        if (run->alive.expired()) return;
+        run->timings.connected = std::chrono::steady_clock::now();
+        if (!error.empty()) {
+            StepResult result;
+            result.kind = StepResult::Kind::connect_failed;
+            result.recorded = false;
+            result.error = connect_failure_text(run->executor->daemon_user_, run->request.database, error);
+            finish(run, std::move(result), true);
+            return;
         }
-        if (raw->pq) {
-            raw->backend_pid.store(raw->pq->backendpid());
+        send(run);
+    });
+}
+
+void Executor::send(const std::shared_ptr<Run> &run) {
+    Connection &conn = *run->conn;
+    if (conn.cancel_seq == run->seq) {
+        // Cancelled before it was sent: nothing ran, nothing committed.
+        StepResult result;
+        result.kind = StepResult::Kind::interrupted;
+        result.error = "canceling statement due to user request";
+        boost::asio::post(run->executor->io_,
+                          [run, result = std::move(result)]() mutable { finish(run, std::move(result), false); });
+        return;
+    }
+    const StepRequest &req = run->request;
+    const bool in_extension_db = req.database == run->executor->extension_database_;
+    run->timings.sent = std::chrono::steady_clock::now();
+    if (in_extension_db) {
+        conn.pg->exec(store::run_step(run->executor->secret_, req.instance_id, req.stamp, req.node_id, req.execution,
+                                      req.query, req.attempt, req.finish),
+                      [run](QueryResult query) {
+                          if (run->alive.expired()) return;
+                          run->timings.returned = std::chrono::steady_clock::now();
+                          if (query.status != QueryResult::Status::ok) {
+                              finish(run, classify_error(query, true, run->request.database),
+                                     query.status == QueryResult::Status::broken);
+                              return;
+                          }
+                          finish(run, parse_run_step_outcome(query.value.value_or("")), false);
+                      });
+        return;
+    }
+    // A database other than the extension's: that database's df._run_step
+    // (extension pg_durable_target) runs it as the submitter, as the
+    // extension's own does, and returns its outcome; nothing is recorded
+    // there, the orchestrator records it afterwards (at-least-once).
+    //
+    // Whether the extension is installed is asked before EVERY call, in a
+    // statement of its own: where it is not, a df._run_step there could be
+    // any user's function, and the daemon must never call user code with
+    // its own identity.
+    conn.pg->exec(store::extension_installed(kTargetExtension), [run](QueryResult check) {
+        if (run->alive.expired()) return;
+        if (check.status != QueryResult::Status::ok) {
+            run->timings.returned = std::chrono::steady_clock::now();
+            finish(run, classify_error(check, false, run->request.database),
+                   check.status == QueryResult::Status::broken);
+            return;
         }
-        if (raw->pq && raw->cancel_seq.load() == seq) {
-            // Cancelled before it started: nothing ran, nothing committed.
+        if (check.value.value_or("f") != "t") {
+            run->timings.returned = std::chrono::steady_clock::now();
+            StepResult result;
+            result.kind = StepResult::Kind::failed;
+            result.recorded = false;
+            result.error = not_installed_text(run->request.database);
+            finish(run, std::move(result), false);
+            return;
+        }
+        if (run->conn->cancel_seq == run->seq) {
+            run->timings.returned = std::chrono::steady_clock::now();
+            StepResult result;
             result.kind = StepResult::Kind::interrupted;
             result.error = "canceling statement due to user request";
-        } else if (raw->pq) {
-            try {
-                if (in_extension_db) {
-                    result = parse_run_step_outcome(store::run_step(*raw->pq, secret, request.instance_id,
-                                                                    request.stamp, request.node_id, request.execution,
-                                                                    request.query, request.attempt, request.finish));
-                } else {
-                    result = run_in_target_database(*raw->pq, request);
-                }
-            } catch (const pqxx::broken_connection &e) {
-                result.kind = StepResult::Kind::interrupted;
-                result.error = primary_message(e.what());
-                broken = true;
-            } catch (const pqxx::sql_error &e) {
-                if (e.sqlstate() == "57014" || e.sqlstate() == "40001" || e.sqlstate() == "40P01") {
-                    result.kind = StepResult::Kind::interrupted;  // nothing committed
-                    result.error = primary_message(e.what());
-                } else if (in_extension_db) {
-                    // df._run_step itself refused (e.g. a rotated secret): nothing committed.
-                    result.kind = StepResult::Kind::interrupted;
-                    result.error = primary_message(e.what());
-                    const std::string state = e.sqlstate();
-                    result.stale_attachment =
-                        result.error.find("may only be called by the pg_durable daemon") != std::string::npos ||
-                        state == "42883" || state == "3F000" || state == "42P01";
-                    log()->debug("df._run_step refused (SQLSTATE {}): {}", state, result.error);
-                } else {
-                    // The target's df._run_step refused, or is gone since the check.
-                    const std::string state = e.sqlstate();
-                    result.kind = StepResult::Kind::failed;
-                    result.recorded = false;
-                    result.error = state == "42883" || state == "3F000"
-                                       ? not_installed_text(request.database)
-                                       : durable::protocol::sql_failed(primary_message(e.what()));
-                }
-            } catch (const std::exception &e) {
-                result.kind = StepResult::Kind::interrupted;
-                result.error = primary_message(e.what());
-                broken = true;
-            }
-            if (broken) raw->pq.reset();
-            if (raw->pq) socket = raw->pq->sock();
+            finish(run, std::move(result), false);
+            return;
         }
-        // Moved, not copied: from here on only the io thread owns the Connection.
-        boost::asio::post(io_, [this, conn = std::move(conn), result = std::move(result), done = std::move(done),
-                                socket, broken, alive]() mutable {
-            if (alive.expired()) return;
-            release(conn, broken, socket);
-            done(std::move(result));
+        const StepRequest &req = run->request;
+        run->conn->pg->exec(store::run_target_step(req.instance_id, req.role_oid, req.query), [run](QueryResult query) {
+            if (run->alive.expired()) return;
+            run->timings.returned = std::chrono::steady_clock::now();
+            if (query.status != QueryResult::Status::ok) {
+                finish(run, classify_error(query, false, run->request.database),
+                       query.status == QueryResult::Status::broken);
+                return;
+            }
+            const std::string outcome = query.value.value_or("");
+            StepResult result = parse_run_step_outcome(outcome);
+            // A target database's df._run_step only completes or fails.
+            if (result.kind != StepResult::Kind::completed && result.kind != StepResult::Kind::failed)
+                result = malformed_outcome(outcome);
+            result.recorded = false;
+            finish(run, std::move(result), false);
         });
     });
 }
 
-void Executor::release(const std::shared_ptr<Connection> &conn, bool broken, int socket) {
+void Executor::finish(const std::shared_ptr<Run> &run, StepResult result, bool broken) {
+    if (run->alive.expired()) return;
+    result.timings = run->timings;
+    Executor &executor = *run->executor;
+    executor.release(run->conn, broken);
+    run->done(std::move(result));
+}
+
+void Executor::release(const std::shared_ptr<Connection> &conn, bool broken) {
     conn->busy = false;
     conn->running_key.clear();
-    if (broken || socket < 0) {
-        conn->retire();
-        auto it = std::find(connections_.begin(), connections_.end(), conn);
-        if (it != connections_.end()) connections_.erase(it);
+    if (broken || !conn->pg->is_open()) {
+        close(conn);
     } else {
         // Idle: close it after the idle timeout, or at once when the server
         // ends the session (pg_terminate_backend, a DROP DATABASE ... FORCE):
@@ -361,13 +402,7 @@ void Executor::release(const std::shared_ptr<Connection> &conn, bool broken, int
         conn->idle_timer->async_wait([gone](const boost::system::error_code &ec) {
             if (!ec) gone();
         });
-        boost::system::error_code ec;
-        conn->idle_socket->assign(socket, ec);
-        if (!ec)
-            conn->idle_socket->async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                                          [gone](const boost::system::error_code &wait_ec) {
-                                              if (wait_ec != boost::asio::error::operation_aborted) gone();
-                                          });
+        conn->pg->watch_idle(gone);
     }
     dispatch();
 }
@@ -376,10 +411,6 @@ void Executor::close(std::shared_ptr<Connection> conn) {
     conn->retire();
     auto it = std::find(connections_.begin(), connections_.end(), conn);
     if (it != connections_.end()) connections_.erase(it);
-    // libpq is closed on the worker; the Connection (and the join of its
-    // worker, which runs this job first) goes with the caller's reference.
-    Connection *raw = conn.get();
-    conn->worker->post([raw] { raw->pq.reset(); });
 }
 
 void Executor::dispatch() {
@@ -403,23 +434,15 @@ bool Executor::cancel(const std::string &instance_id, const std::string &stamp, 
     for (const auto &conn : connections_) {
         if (!conn->busy || conn->running_key != key) continue;
         running = true;
-        const std::uint64_t seq = conn->step_seq.load();
-        conn->cancel_seq.store(seq);  // a step that has not started yet never starts
+        conn->cancel_seq = conn->step_seq;  // a step not sent yet is never sent
+        const auto handle = conn->pg->cancel_handle();
+        if (!handle) continue;  // still logging in: it sees cancel_seq before it sends
+        // PQcancel blocks (a short session to the server the step's
+        // connection reached): off the io thread.
         if (!canceller_) canceller_ = std::make_unique<DbWorker>("canceller");
-        const std::string base = base_conninfo_;
-        std::weak_ptr<Connection> target = conn;
-        canceller_->post([target, seq, base]() {
-            const auto c = target.lock();
-            // Still that step, with a backend to interrupt (pid 0: still
-            // connecting; the step sees cancel_seq before it starts).
-            if (!c || c->step_seq.load() != seq || c->backend_pid.load() == 0) return;
-            try {
-                pqxx::connection session(base);
-                if (c->step_seq.load() != seq) return;
-                store::cancel_backend(session, c->backend_pid.load());
-            } catch (const std::exception &e) {
-                log()->warn("could not cancel a running step: {}", e.what());
-            }
+        canceller_->post([handle] {
+            const std::string failure = handle->send();
+            if (!failure.empty()) log()->warn("could not cancel a running step: {}", failure);
         });
     }
     return running;
@@ -429,8 +452,7 @@ void Executor::stop() {
     waiting_.clear();
     *alive_ = false;
     alive_ = std::make_shared<bool>(true);
-    // A busy one lives on in its job until the result handler drops it,
-    // perhaps after this Executor and its io_context are gone.
+    // Pending completions check `alive` and never run.
     for (const auto &conn : connections_) conn->retire();
     connections_.clear();
     canceller_.reset();

@@ -19,9 +19,12 @@
 // records the outcome afterwards (at-least-once). A database without it
 // fails that step (not_installed_text).
 //
-// One DbWorker thread per connection, at most pg_durable.max_user_connections
-// in total (= steps at once); application_name 'pg_durable step',
-// client_encoding UTF8. A step waiting longer than execution_acquire_timeout
+// Connections are driven without blocking on the io thread
+// (async_connection.hpp): a step's statement is sent and its result read by
+// the loop itself, and the next step of a chain goes out on the same
+// connection from the callback that delivered the previous result. At most
+// pg_durable.max_user_connections in total (= steps at once);
+// application_name 'pg_durable step', client_encoding UTF8. A step waiting longer than execution_acquire_timeout
 // for a connection fails with the SPEC text.
 #pragma once
 
@@ -65,7 +68,7 @@ std::string not_installed_text(const std::string &database);
 // The node error for a failed connection as `role` to `database`.
 std::string connect_failure_text(const std::string &role, const std::string &database, const std::string &what);
 
-// Converts a server error text (libpqxx what()) to its primary message.
+// Converts a server error text (libpq's "ERROR:  ...\nDETAIL: ...") to its primary message.
 std::string primary_message(const std::string &what);
 
 // Short enough that DROP DATABASE, which waits up to 5 s for other sessions
@@ -104,23 +107,28 @@ public:
     void configure(int max_connections, int acquire_timeout_seconds, std::string extension_database) override;
     void set_secret(std::string secret) override { secret_ = std::move(secret); }
     void run(StepRequest request, Done done) override;
-    // A running step is interrupted through pg_cancel_backend of its backend
-    // on a separate session, off the io thread.
+    // A running step is interrupted with libpq's cancel request for its own
+    // connection (the server and backend that connection reached), sent off
+    // the io thread.
     bool cancel(const std::string &instance_id, const std::string &stamp, const std::string &node_id) override;
     void stop() override;
 
 private:
     struct Connection;
+    struct Run;
     struct Waiter {
         StepRequest request;
         Done done;
+        std::chrono::steady_clock::time_point requested_at;
         std::unique_ptr<boost::asio::steady_timer> deadline;
     };
 
     void dispatch();
     bool start_on_connection(Waiter &waiter);
-    void launch(std::shared_ptr<Connection> conn, StepRequest request, Done done);
-    void release(const std::shared_ptr<Connection> &conn, bool broken, int socket);
+    void launch(const std::shared_ptr<Connection> &conn, Waiter &waiter);
+    static void send(const std::shared_ptr<Run> &run);
+    static void finish(const std::shared_ptr<Run> &run, StepResult result, bool broken);
+    void release(const std::shared_ptr<Connection> &conn, bool broken);
     void close(std::shared_ptr<Connection> conn);
     void on_deadline(Waiter *waiter);
     std::string conninfo_for(const std::string &database) const;
@@ -135,7 +143,7 @@ private:
     int acquire_timeout_seconds_ = 30;
     std::vector<std::shared_ptr<Connection>> connections_;
     std::deque<std::unique_ptr<Waiter>> waiting_;
-    std::unique_ptr<DbWorker> canceller_;
+    std::unique_ptr<DbWorker> canceller_;  // sends cancel requests (PQcancel blocks)
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

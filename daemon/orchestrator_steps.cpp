@@ -40,6 +40,23 @@ std::optional<std::string> finish_argument(const StepRun &step) {
     return finish.dump();
 }
 
+// The per-step timeline (debug level): where a SQL step's time went between
+// the interpreter asking for it and the next decision made on its result.
+void log_step_timeline(const std::string &id, const StepRun &step, const StepTimings &t,
+                       std::chrono::steady_clock::time_point arrived, std::chrono::steady_clock::time_point decided) {
+    using std::chrono::duration_cast;
+    using std::chrono::microseconds;
+    const auto us = [](auto from, auto to) -> long long {
+        if (from.time_since_epoch().count() == 0 || to.time_since_epoch().count() == 0) return -1;
+        return duration_cast<microseconds>(to - from).count();
+    };
+    const bool logged_in = t.connected.time_since_epoch().count() != 0;
+    log()->debug("step timeline {} {}: queued {} us, login {} us, statement {} us, to orchestrator {} us, "
+                 "next decision {} us",
+                 id, step.node_id, us(t.requested, t.started), logged_in ? us(t.started, t.connected) : 0,
+                 us(t.sent, t.returned), us(t.returned, arrived), us(arrived, decided));
+}
+
 }  // namespace
 
 WorkGauges Orchestrator::gauges() const {
@@ -69,6 +86,8 @@ void Orchestrator::run_step(Instance &inst, StepRun step, int attempt) {
 }
 
 void Orchestrator::on_step_result(const std::string &id, const StepRun &step, int attempt, StepResult result) {
+    const auto arrived = std::chrono::steady_clock::now();
+    const bool timeline = log()->should_log(spdlog::level::debug);
     // An interrupted step whose record waited for its end: the interpreter
     // has moved on; only the record remains to be written (and never a rerun).
     const StepId step_id{id, step.stamp, step.node_id};
@@ -81,9 +100,12 @@ void Orchestrator::on_step_result(const std::string &id, const StepRun &step, in
     StepDecision decision = decide_step_outcome(step, result, attempt, orchestrator_now());
     using Action = StepDecision::Action;
     switch (decision.action) {
-    case Action::feed:
-        feed_step(id, step, std::move(decision.outcome));
+    case Action::feed: {
+        const StepTimings timings = result.timings;
+        feed_step(id, step, std::move(decision.outcome));  // the next step, if any, is on its way when this returns
+        if (timeline) log_step_timeline(id, step, timings, arrived, std::chrono::steady_clock::now());
         return;
+    }
     case Action::record_then_feed: {
         // The interpreter counts on a last step completing the instance in its
         // own transaction (df._run_step's finish); here that is this record.

@@ -3,9 +3,21 @@
 // the outcome parser has a fuzz target of its own (tests/fuzz).
 #pragma once
 
+#include <chrono>
 #include <string>
 
 namespace pgd::daemon {
+
+// Where a step's time went, for the per-step timeline the daemon logs at
+// debug level (steady clock; a zero time point: that phase did not happen).
+struct StepTimings {
+    using Time = std::chrono::steady_clock::time_point;
+    Time requested;  // the orchestrator asked the executor to run it
+    Time started;    // a connection took it (later than requested: it waited for one)
+    Time connected;  // the connection finished logging in (only for a new connection)
+    Time sent;       // the statement was handed to libpq
+    Time returned;   // its result was read
+};
 
 struct StepResult {
     enum class Kind {
@@ -26,6 +38,7 @@ struct StepResult {
     // gone (another daemon took over, or the extension was dropped and
     // created again): the daemon's attachment is stale, not the step's fault.
     bool stale_attachment = false;
+    StepTimings timings;  // filled by the executor
 };
 
 // Parses df._run_step's outcome JSON (exposed for unit tests and fuzzing).
