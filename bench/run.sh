@@ -451,7 +451,7 @@ diag_phase() {
   val "SELECT id, round(extract(epoch FROM t0) * 1000, 3), ms FROM bench_dispatch WHERE run = 'diag'" |
     tr '|' ' ' >"$DIR/diag.txt"
   tail -n +"$((mark + 1))" "$DAEMON_LOG" |
-    awk '/wake-up received: start / { print $1 " " $2 " wake " $NF }
+    awk '/wake-up received for / { for (i = 1; i < NF; i++) if ($i == "for") print $1 " " $2 " wake " $(i + 1) }
          /\[orchestrator\] instance [0-9a-f]+ started/ { print $1 " " $2 " load " $(NF-1) }' >"$DIR/diag-log.txt"
   psql_su -At -F ' ' >"$DIR/diag-breakdown.txt" <<EOF || return 1
 CREATE TEMP TABLE s (id text, t0 numeric, lat float8);
