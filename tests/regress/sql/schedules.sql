@@ -107,4 +107,3 @@ SET ROLE regress_sched_bob;
 SELECT df.unschedule('weekdays');
 RESET ROLE;
 SELECT count(*) AS left_over FROM df._schedules;
-DROP ROLE regress_sched_nologin;
