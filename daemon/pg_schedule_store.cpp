@@ -75,7 +75,20 @@ void PgScheduleStore::take_due(store::ScheduleTime now, store::ScheduleTime atta
             auto &conn = session(s);
             for (const auto id : store::due_schedules(conn, now, kDueBatch)) {
                 store::ScheduleTick tick;
-                const auto outcome = store::take_schedule_tick(conn, id, now, attached_at, tick);
+                store::TickOutcome outcome;
+                try {
+                    outcome = store::take_schedule_tick(conn, id, now, attached_at, tick);
+                } catch (const pqxx::broken_connection &) {
+                    throw;
+                } catch (const std::exception &e) {
+                    // One schedule's trouble stays with it (DESIGN §2.13): the
+                    // others are taken; it is tried again after a backoff.
+                    if (!conn.is_open()) throw;
+                    log()->warn("schedules: could not take the tick of schedule {}: {}", id,
+                                primary_message(e.what()));
+                    round.retry_soon = true;
+                    continue;
+                }
                 if (outcome == store::TickOutcome::taken) round.taken.push_back(std::move(tick));
                 else if (outcome == store::TickOutcome::busy) round.retry_soon = true;
                 else if (outcome == store::TickOutcome::epoch_lost) {

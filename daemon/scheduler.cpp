@@ -1,5 +1,7 @@
 #include "daemon/scheduler.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "daemon/logging.hpp"
@@ -30,6 +32,7 @@ void Scheduler::stop() {
     running_ = false;
     ++generation_;
     busy_ = hint_pending_ = due_pending_ = false;
+    failures_ = 0;
     armed_at_.reset();
     if (timer_) timer_->cancel();
     store_->detach();
@@ -51,7 +54,8 @@ void Scheduler::refresh() {
     store_->earliest([this, generation](bool ok, std::optional<store::ScheduleTime> at) {
         if (generation != generation_ || !running_) return;
         busy_ = false;
-        if (!ok) at = clock_() + kRetryDelay;
+        if (!ok) at = clock_() + retry_delay();
+        else failures_ = 0;
         arm(at);
         settle();
     });
@@ -82,12 +86,23 @@ void Scheduler::round() {
         }
         auto at = r.earliest;
         if (!r.ok || r.retry_soon) {
-            const auto retry = clock_() + kRetryDelay;
-            if (!r.ok || !at || *at > retry) at = retry;
+            const auto t = clock_();
+            const auto retry = t + retry_delay();
+            // A tick left behind is still due (in the past): wait the backoff, do not spin.
+            if (!r.ok || !at || *at > retry || *at <= t) at = retry;
+        } else {
+            failures_ = 0;
         }
         arm(at);
         settle();
     });
+}
+
+std::chrono::milliseconds Scheduler::retry_delay() {
+    auto delay = kRetryDelay;
+    for (int i = 0; i < failures_ && delay < kMaxRetryDelay; ++i) delay *= 2;
+    ++failures_;
+    return std::min(delay, kMaxRetryDelay);
 }
 
 void Scheduler::settle() {

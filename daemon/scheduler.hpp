@@ -45,8 +45,10 @@ public:
     std::optional<store::ScheduleTime> armed_at() const { return armed_at_; }
     std::uint64_t ticks_started() const { return ticks_started_; }
 
-    // Delay before trying again after a failed round or a locked schedule.
+    // Delay before trying again after a failed round or a locked schedule,
+    // doubling while failures go on, up to kMaxRetryDelay.
     static constexpr std::chrono::milliseconds kRetryDelay{1000};
+    static constexpr std::chrono::milliseconds kMaxRetryDelay{30000};
 
 private:
     void refresh();
@@ -66,6 +68,9 @@ private:
     std::optional<store::ScheduleTime> armed_at_;
     std::unique_ptr<boost::asio::system_timer> timer_;
     std::uint64_t ticks_started_ = 0;
+    int failures_ = 0;  // rounds in a row that failed or left a schedule behind
+
+    std::chrono::milliseconds retry_delay();
 };
 
 }  // namespace pgd::daemon

@@ -16,7 +16,7 @@ std::string micros(ScheduleTime t) {
 ScheduleTime from_micros(std::int64_t us) { return ScheduleTime{} + std::chrono::microseconds(us); }
 
 // Timestamps cross as microseconds since the Unix epoch (exact both ways).
-constexpr const char *kMicrosOf = "(pg_catalog.extract(epoch FROM %s) * 1000000)::bigint";
+constexpr const char *kMicrosOf = "(extract(epoch FROM %s) * 1000000)::bigint";
 std::string micros_of(const char *column) {
     char buf[128];
     std::snprintf(buf, sizeof buf, kMicrosOf, column);
@@ -101,13 +101,17 @@ TickOutcome take_schedule_tick(pqxx::connection &conn, std::int64_t id, Schedule
                            "Cancelled by schedule '" + tick.name + "': the next run started (overlap 'cancel_previous')");
             tick.cancelled = previous;
         }
+        // A savepoint of our own (libpqxx 6's subtransaction left the outer
+        // transaction aborted after a failure): a refused start rolls back
+        // alone, and the tick is still recorded below.
+        tx.exec("SAVEPOINT pgd_start_scheduled");
         try {
-            pqxx::subtransaction start(tx, "start");
-            tick.instance_id = start.exec_params1("SELECT df._start_scheduled($1)", id)[0].as<std::string>();
-            start.commit();
+            tick.instance_id = tx.exec_params1("SELECT df._start_scheduled($1)", id)[0].as<std::string>();
+            tx.exec("RELEASE SAVEPOINT pgd_start_scheduled");
         } catch (const pqxx::sql_error &e) {
             if (is_transient(e.sqlstate())) throw;
             tick.error = primary_message(e.what());
+            tx.exec("ROLLBACK TO SAVEPOINT pgd_start_scheduled");
         }
     }
     const bool ran = tick.instance_id.has_value();

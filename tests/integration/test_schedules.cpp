@@ -291,7 +291,7 @@ TEST_CASE("schedules: hostile input is refused with the SPEC errors, each run re
     CHECK_THAT(err("SELECT df.schedule('x', '* * * * *', '{\"node_type\":\"NOPE\"}')").value_or(""),
                Catch::StartsWith("Invalid durable function: Unknown node_type 'NOPE'. Valid types: SQL, THEN"));
     CHECK(err("SELECT df.schedule('x', '* * * * *', '{\"node_type\":\"THEN\",\"left_node\":7}')") ==
-          E("Invalid durable function graph: root.left: Durofut children must be JSON objects"));
+          E("Invalid durable function graph: root: Durofut children must be JSON objects"));
     CHECK(err("SELECT df.schedule('x', '* * * * *', 'SELECT 1', database => 'nowhere')") ==
           E("database \"nowhere\" does not exist"));
     // The superuser check of df.start.

@@ -273,3 +273,35 @@ TEST_CASE("wake-ups: 'schedule' sets the schedules flag and names no instance", 
     CHECK(other.take().schedules);
     CHECK(inbox.take().empty());
 }
+
+TEST_CASE("scheduler: a schedule left behind (locked by a user) is retried after a backoff, not in a loop",
+          "[scheduler]") {
+    // A store whose due schedule stays due: every round reports it locked.
+    struct LockedStore final : ScheduleStore {
+        boost::asio::io_context &io;
+        int rounds = 0;
+        explicit LockedStore(boost::asio::io_context &i) : io(i) {}
+        void attach(const std::string &) override {}
+        void detach() override {}
+        void earliest(std::function<void(bool, std::optional<Time>)> then) override {
+            io.post([then] { then(true, now() - std::chrono::seconds(1)); });
+        }
+        void take_due(Time, Time, std::function<void(ScheduleRound)> then) override {
+            ++rounds;
+            ScheduleRound r;
+            r.retry_soon = true;
+            r.earliest = now() - std::chrono::seconds(1);
+            io.post([then, r] { then(r); });
+        }
+    };
+    boost::asio::io_context io;
+    auto store = std::make_unique<LockedStore>(io);
+    auto *raw = store.get();
+    Scheduler scheduler(io, std::move(store));
+    scheduler.start("e1");
+    io.run_for(milliseconds(1500));
+    // The first round at once, the next after 1 s, then 2 s: not thousands.
+    CHECK(raw->rounds >= 1);
+    CHECK(raw->rounds <= 2);
+    scheduler.stop();
+}
