@@ -310,7 +310,7 @@ void Lifecycle::drain_wakeups() {
             if (batch.ids.size() > listed) ids += " and " + std::to_string(batch.ids.size() - listed) + " more";
             wakeup_log_->debug("wake-up received for {} ({} payload(s))", ids, batch.received);
         }
-        if (batch.overflow || !batch.ids.empty()) work_.on_wakeups(batch);
+        if (batch.overflow || !batch.ids.empty() || batch.schedules) work_.on_wakeups(batch);
     });
 }
 

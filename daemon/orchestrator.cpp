@@ -41,12 +41,13 @@ OrchestratorParts postgres_parts(boost::asio::io_context &io, const std::string 
     parts.steps = std::make_unique<Executor>(io, conninfo);
     parts.http = std::make_unique<http::HttpClient>(io);
     parts.sweeper = std::make_unique<RetentionSweeper>(io, conninfo);
+    parts.scheduler = std::make_unique<Scheduler>(io, std::make_unique<PgScheduleStore>(io, conninfo));
     return parts;
 }
 
 Orchestrator::Orchestrator(boost::asio::io_context &io, OrchestratorParts parts)
     : io_(io), store_(std::move(parts.store)), steps_(std::move(parts.steps)), http_(std::move(parts.http)),
-      sweeper_(std::move(parts.sweeper)) {}
+      sweeper_(std::move(parts.sweeper)), scheduler_(std::move(parts.scheduler)) {}
 
 Orchestrator::~Orchestrator() { on_detached(); }
 
@@ -83,18 +84,21 @@ void Orchestrator::on_attached(const AttachInfo &info) {
         rescan();
     });
     if (sweeper_) sweeper_->start(std::chrono::seconds(2), info.epoch_id);
+    if (scheduler_) scheduler_->start(info.epoch_id);
 }
 
 void Orchestrator::drain(std::function<void()> done) {
     // Steps in flight either commit (recorded) or roll back (run again by the
     // next daemon): nothing to wait for beyond dropping our state.
     attached_ = false;
+    if (scheduler_) scheduler_->stop();  // no new runs while draining
     done();
 }
 
 void Orchestrator::on_detached() {
     attached_ = false;
     if (sweeper_) sweeper_->stop();
+    if (scheduler_) scheduler_->stop();
     ++generation_;
     instances_.clear();
     loading_.clear();

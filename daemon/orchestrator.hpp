@@ -36,6 +36,7 @@
 #include "daemon/http.hpp"
 #include "daemon/interpreter.hpp"
 #include "daemon/retention_sweeper.hpp"
+#include "daemon/scheduler.hpp"
 #include "daemon/wakeup.hpp"
 #include "daemon/work.hpp"
 
@@ -47,6 +48,7 @@ struct OrchestratorParts {
     std::unique_ptr<StepRunner> steps;
     std::unique_ptr<http::StepClient> http;
     std::unique_ptr<RetentionSweeper> sweeper;
+    std::unique_ptr<Scheduler> scheduler;  // schedules (SPEC §19.4); may be null
 };
 
 // The real parts: PostgreSQL through `conninfo`, the network for HTTP.
@@ -112,6 +114,7 @@ private:
     std::unique_ptr<StepRunner> steps_;
     std::unique_ptr<http::StepClient> http_;
     std::unique_ptr<RetentionSweeper> sweeper_;  // retention on its own connection (SPEC §17); may be null
+    std::unique_ptr<Scheduler> scheduler_;       // schedule ticks on their own connection (SPEC §19.4); may be null
     ServerSettings settings_;
     bool attached_ = false;
     std::uint64_t generation_ = 0;  // bumps on detach: late callbacks of an old attachment are dropped

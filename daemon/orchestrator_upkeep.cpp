@@ -21,6 +21,7 @@ std::shared_ptr<spdlog::logger> log() { return logger("orchestrator"); }
 // ended one it runs is stopped. Ids that name no instance cost one index probe.
 void Orchestrator::on_wakeups(const WakeupBatch &batch) {
     if (!attached_) return;
+    if (batch.schedules && scheduler_) scheduler_->on_hint();
     wakeups_.merge(batch);
     reconcile_wakeups();
 }

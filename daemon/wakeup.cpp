@@ -43,6 +43,10 @@ void WakeupInbox::add_id(std::string id) {
 
 void WakeupInbox::add(std::string_view payload) {
     ++batch_.received;
+    if (payload == kScheduleWakeup) {
+        batch_.schedules = true;
+        return;
+    }
     const auto wakeup = parse_wakeup(payload);
     if (!wakeup) {
         if (batch_.malformed++ == 0) batch_.malformed_sample = std::string(payload.substr(0, 64));
@@ -55,6 +59,7 @@ void WakeupInbox::merge(WakeupBatch batch) {
     batch_.received += batch.received;
     if (batch_.malformed == 0) batch_.malformed_sample = std::move(batch.malformed_sample);
     batch_.malformed += batch.malformed;
+    batch_.schedules = batch_.schedules || batch.schedules;
     if (batch.overflow) {
         batch_.overflow = true;
         batch_.ids.clear();

@@ -1,5 +1,6 @@
 // Wake-ups: the extension sends NOTIFY df_wakeup, '<kind>:<instance_id>' at
-// commit of df.start, df.signal and df.cancel (DESIGN.md §2.5).
+// commit of df.start, df.signal and df.cancel (DESIGN.md §2.5), and
+// 'schedule' at commit of df.schedule and its siblings.
 //
 // Anyone who can connect can NOTIFY any channel with any payload (DESIGN
 // §2.12), so a payload is only a hint naming an instance to look at: the
@@ -18,6 +19,8 @@
 namespace pgd::daemon {
 
 inline constexpr const char *kWakeupChannel = "df_wakeup";
+// The payload of every schedule change (no id: the daemon reads the schedules again).
+inline constexpr std::string_view kScheduleWakeup = "schedule";
 
 enum class WakeupKind { start, signal, cancel };
 
@@ -40,8 +43,9 @@ struct WakeupBatch {
     std::size_t malformed = 0;  // payloads that name no instance
     std::string malformed_sample;  // the first of them, cut to 64 bytes (for the log)
     std::size_t received = 0;   // payloads in all
+    bool schedules = false;     // 'schedule': a schedule changed (SPEC §19.4), read them again
 
-    bool empty() const noexcept { return ids.empty() && !overflow && malformed == 0; }
+    bool empty() const noexcept { return ids.empty() && !overflow && malformed == 0 && !schedules; }
 };
 
 class WakeupInbox {

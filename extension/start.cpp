@@ -236,3 +236,48 @@ Datum df_start(PG_FUNCTION_ARGS) {
 
     PG_RETURN_TEXT_P(cstring_to_text(instance_id));
 }
+
+// ---- the same path for an explicit role (extension/start.hpp) ----
+
+#include "extension/start.hpp"
+
+namespace {
+
+// (1), (2), (2b), (4), (5) for `role`; returns the effective database.
+const char *check_start(const char *fut, const char *database, Oid role, NodeColumns &nodes) {
+    pgd::Failure failure;
+    if (!pgd::cpp_zone(failure, [&] { materialize_into(fut, nodes); })) pgd::raise(failure);
+    if (database == nullptr) database = get_database_name(MyDatabaseId);
+    const Oid database_oid = get_database_oid(database, true);
+    if (!OidIsValid(database_oid))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_DATABASE), errmsg("database \"%s\" does not exist", database)));
+    AclResult connect = pg_database_aclcheck(database_oid, role, ACL_CONNECT);
+    if (connect != ACLCHECK_OK) aclcheck_error(connect, OBJECT_DATABASE, database);
+    check_submitting_role(role);
+    return database;
+}
+
+}  // namespace
+
+char *pgd_check_start_as(const char *fut, const char *database, Oid role) {
+    NodeColumns nodes = {};
+    return pstrdup(check_start(fut, database, role, nodes));
+}
+
+char *pgd_start_as(const char *fut, const char *label, const char *database, Oid role) {
+    NodeColumns nodes = {};
+    database = check_start(fut, database, role, nodes);
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    pgd::SavedUser saved = pgd::become_table_owner();
+    char *instance_id = insert_instance(label, nodes.root_id, role, database);
+    insert_nodes(instance_id, nodes, role, database);
+    snapshot_vars(instance_id, role);
+    pgd::restore_user(saved);
+    char *result_id = static_cast<char *>(SPI_palloc(strlen(instance_id) + 1));
+    strcpy(result_id, instance_id);
+    SPI_finish();
+    char payload[32];
+    snprintf(payload, sizeof payload, "start:%s", result_id);
+    Async_Notify("df_wakeup", payload);
+    return result_id;
+}
