@@ -44,7 +44,7 @@ SELECT line FROM (
            || ' ' || a.privilege_type || ' ' || a.is_grantable || ' by ' || a.grantor::regrole
       FROM nsps n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
     UNION ALL
-    SELECT 'function ' || p.oid::regprocedure || ' owner ' || p.proowner::regrole || ' kind ' || p.prokind
+    SELECT 'function ' || p.oid::regprocedure || ' owner ' || p.proowner::regrole || ' kind ' || p.prokind::text
            || ' leakproof ' || p.proleakproof || E'\n' || pg_get_functiondef(p.oid)
       FROM procs p WHERE p.prokind IN ('f', 'p')
     UNION ALL
@@ -56,10 +56,10 @@ SELECT line FROM (
     SELECT 'operator ' || o.oid::regoperator || ' = ' || o.oprcode::regprocedure || ' -> ' || o.oprresult::regtype
       FROM pg_operator o JOIN members m ON m.classid = 'pg_operator'::regclass AND m.objid = o.oid
     UNION ALL
-    SELECT 'type ' || t.oid::regtype || ' ' || t.typtype
+    SELECT 'type ' || t.oid::regtype || ' ' || t.typtype::text
       FROM pg_type t JOIN members m ON m.classid = 'pg_type'::regclass AND m.objid = t.oid
     UNION ALL
-    SELECT 'relation ' || c.oid::regclass || ' kind ' || c.relkind || ' persistence ' || c.relpersistence
+    SELECT 'relation ' || c.oid::regclass || ' kind ' || c.relkind::text || ' persistence ' || c.relpersistence::text
            || ' owner ' || c.relowner::regrole || ' rls ' || c.relrowsecurity || ' force ' || c.relforcerowsecurity
            || ' options ' || coalesce(c.reloptions::text, '-')
       FROM rels c
@@ -68,13 +68,13 @@ SELECT line FROM (
            || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END
            || ' ' || a.privilege_type || ' ' || a.is_grantable || ' by ' || a.grantor::regrole
       FROM rels c, aclexplode(coalesce(c.relacl,
-                                       acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END, c.relowner))) a
+                                       acldefault((CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::"char", c.relowner))) a
     UNION ALL
     SELECT 'column ' || c.oid::regclass || ' #' || row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum)
            || ' ' || quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod)
            || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
            || ' default ' || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '-')
-           || ' identity ' || a.attidentity || ' generated ' || a.attgenerated
+           || ' identity ' || a.attidentity::text || ' generated ' || a.attgenerated::text
            || ' collation ' || coalesce((SELECT collname FROM pg_collation WHERE oid = a.attcollation), '-')
            || ' acl ' || coalesce(a.attacl::text, '-')
       FROM rels c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -87,10 +87,10 @@ SELECT line FROM (
     SELECT 'index ' || pg_get_indexdef(i.indexrelid) || ' clustered ' || i.indisclustered
       FROM rels c JOIN pg_index i ON i.indrelid = c.oid
     UNION ALL
-    SELECT 'trigger ' || pg_get_triggerdef(t.oid) || ' enabled ' || t.tgenabled
+    SELECT 'trigger ' || pg_get_triggerdef(t.oid) || ' enabled ' || t.tgenabled::text
       FROM rels c JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal
     UNION ALL
-    SELECT 'policy ' || c.oid::regclass || ' ' || quote_ident(p.polname) || ' ' || p.polcmd
+    SELECT 'policy ' || c.oid::regclass || ' ' || quote_ident(p.polname) || ' ' || p.polcmd::text
            || ' permissive ' || p.polpermissive
            || ' roles ' || (SELECT string_agg(CASE r WHEN 0 THEN 'PUBLIC' ELSE r::regrole::text END, ',' ORDER BY 1)
                               FROM unnest(p.polroles) r)
@@ -203,8 +203,10 @@ TEST_CASE("the catalog snapshot tells apart every kind of schema difference", "[
         "ALTER TABLE df.instances ALTER COLUMN label SET NOT NULL",
         "ALTER TABLE df.vars ADD COLUMN extra int",
         "ALTER TABLE df.instances DROP CONSTRAINT instances_status_valid",
+        "ALTER TABLE df.instances DROP CONSTRAINT instances_status_valid; "
         "ALTER TABLE df.instances ADD CONSTRAINT instances_status_valid CHECK (status <> '')",
         "DROP INDEX df.instances_submitted_by_idx",
+        "DROP INDEX df.instances_submitted_by_idx; "
         "CREATE INDEX instances_submitted_by_idx ON df.instances (submitted_by, id)",
         "ALTER TABLE df._activations DISABLE TRIGGER _activations_count_outcome",
         "DROP POLICY vars_user_isolation ON df.vars",
@@ -271,7 +273,7 @@ TEST_CASE("workflows started under 1.0 continue across ALTER EXTENSION UPDATE an
     // A timer due after the update, a signal wait, a loop that runs until
     // told to stop, and a SQL step still running when the update starts.
     const std::string sleeper = start("df.sleep(4) ~> $$SELECT 'slept' AS s$$");
-    const std::string waiter = start("df.wait_for_signal('go') |=> 'sig' ~> $$SELECT $sig::jsonb->>'n' AS n$$");
+    const std::string waiter = start("df.wait_for_signal('go') |=> 'sig' ~> $$SELECT $sig::jsonb->'data'->>'n' AS n$$");
     const std::string looper = start(
         "df.loop('INSERT INTO ticks DEFAULT VALUES', 'SELECT NOT EXISTS (SELECT FROM stop_flag)', 100) ~> "
         "'SELECT count(*) AS ticks FROM ticks'");

@@ -75,8 +75,10 @@ UPDATE df.instances SET idempotency_key = 'stolen' WHERE id = :'first_id';
 RESET ROLE;
 
 -- The table's own guard (for writers that bypass df.start_once).
+\set VERBOSITY terse
 INSERT INTO df.instances (id, root_node, submitted_by, database, idempotency_key)
 VALUES ('0000ffff', '0000ffff', 'regress_once_alice', current_database(), '');
+\set VERBOSITY default
 
 -- Superusers are refused like df.start.
 SELECT df.start_once('su', 'SELECT 1');
