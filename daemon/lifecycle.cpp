@@ -1,5 +1,6 @@
 #include "daemon/lifecycle.hpp"
 
+#include "common/extension_version.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/wakeup.hpp"
 
@@ -198,6 +199,7 @@ void Lifecycle::probe(Generation gen) {
             log_->info("pg_durable: extension detected, proceeding with initialization");
             extension_oid_ = r.value.extension_oid;
         }
+        extension_version_ = r.value.extension_version;
         logged_waiting_ = false;
         take_lock(gen);
     });
@@ -237,8 +239,9 @@ void Lifecycle::attach(Generation gen) {
         phase_ = Phase::active;
         watcher_.watch(r.value.socket_fd);
         log_->info("orchestrator lock held; worker epoch {}", epoch_id_);
+        log_version_support();
         log_->info("pg_durable: processing durable functions...");
-        work_.on_attached(AttachInfo{epoch_id_, *settings_});
+        work_.on_attached(AttachInfo{epoch_id_, *settings_, extension_version_});
         schedule_heartbeat(gen);
     });
 }
@@ -256,7 +259,7 @@ void Lifecycle::heartbeat(Generation gen) {
     store::HeartbeatGauges report;
     report.steps_started_delta = gauges.steps_started - steps_started_reported_;
     report.http_in_flight = gauges.http_in_flight;
-    link_.heartbeat(epoch_id_, *extension_oid_, report,
+    link_.heartbeat(epoch_id_, store::ExtensionIdentity{*extension_oid_, extension_version_}, report,
                     [this, gen, sent = gauges.steps_started](LinkResult<store::HeartbeatResult> r) {
         // Written: the next beat reports only what started after this one.
         if (r.ok() && r.value == store::HeartbeatResult::ok) steps_started_reported_ = sent;
@@ -275,6 +278,9 @@ void Lifecycle::heartbeat(Generation gen) {
                 log_->debug("heartbeat skipped: waited too long for a lock");
                 schedule_heartbeat(gen);
                 return;
+            case store::HeartbeatResult::extension_updated:
+                reread_version(gen);
+                return;
             case store::HeartbeatResult::extension_gone:
                 log_->info("pg_durable: extension dropped, stopping work");
                 extension_oid_.reset();
@@ -286,6 +292,47 @@ void Lifecycle::heartbeat(Generation gen) {
         }
         detach_then_probe(gen);
     });
+}
+
+// ALTER EXTENSION pg_durable UPDATE committed: the same extension (OID) at
+// another version. The work goes on; the WorkHandler enables what the new
+// schema offers.
+void Lifecycle::reread_version(Generation gen) {
+    link_.probe([this, gen](LinkResult<store::ServerState> r) {
+        if (stale(gen) || phase_ != Phase::active) return;
+        if (!r.ok()) return on_failure(gen, r);
+        if (r.value.in_recovery || r.value.extension_oid != extension_oid_) {
+            // Gone (or replaced) since the heartbeat: the next beat says so.
+            heartbeat(gen);
+            return;
+        }
+        const std::string old_version = extension_version_;
+        extension_version_ = r.value.extension_version;
+        log_->info("pg_durable: extension updated from version {} to {}", old_version, extension_version_);
+        log_version_support();
+        work_.on_extension_updated(extension_version_);
+        heartbeat(gen);
+    });
+}
+
+void Lifecycle::log_version_support() const {
+    const auto version = durable::parse_extension_version(extension_version_);
+    if (!version || *version < durable::kOldestExtensionVersion)
+        log_->warn("pg_durable: extension version '{}' is not one this daemon knows ({} to {}); working with "
+                   "the {} surface",
+                   extension_version_, durable::to_string(durable::kOldestExtensionVersion),
+                   durable::to_string(durable::kExtensionVersion),
+                   durable::to_string(durable::kOldestExtensionVersion));
+    else if (durable::kExtensionVersion < *version)
+        log_->warn("pg_durable: extension version {} is newer than this daemon ({}); install the daemon of the "
+                   "same release",
+                   extension_version_, durable::to_string(durable::kExtensionVersion));
+    else if (*version < durable::kExtensionVersion)
+        log_->info("pg_durable: extension version {}; features of version {} wait for ALTER EXTENSION pg_durable "
+                   "UPDATE (docs/OPERATIONS.md \"Upgrading\")",
+                   extension_version_, durable::to_string(durable::kExtensionVersion));
+    else
+        log_->info("pg_durable: extension version {}", extension_version_);
 }
 
 void Lifecycle::drain_wakeups() {

@@ -12,6 +12,9 @@
 // waiting_for_extension: probe pg_extension every second (at most 5 s, SPEC §2).
 // standby: another daemon holds the orchestrator lock; retry every second.
 // active: lock held, LISTEN df_wakeup, heartbeat every 2 s; the WorkHandler works.
+//   A heartbeat that finds another extversion of the same extension (ALTER
+//   EXTENSION pg_durable UPDATE) re-reads it and tells the WorkHandler
+//   (on_extension_updated) without detaching: work in flight goes on.
 // stopping: from active, the WorkHandler drains first (heartbeat continues, no
 //   new wake-ups), then the lock is released and the session closed, all
 //   within the drain deadline.
@@ -82,6 +85,8 @@ private:
     void attach(Generation gen);
     void schedule_heartbeat(Generation gen);
     void heartbeat(Generation gen);
+    void reread_version(Generation gen);
+    void log_version_support() const;
     void drain_wakeups();
     void detach_then_probe(Generation gen);
     void stop_work();
@@ -114,6 +119,7 @@ private:
 
     std::optional<ServerSettings> settings_;
     std::optional<std::int64_t> extension_oid_;  // the extension we attached to / detected
+    std::string extension_version_;              // its extversion (docs/ARCHITECTURE.md "Extension versions")
     std::string epoch_id_;
     std::int64_t steps_started_reported_ = 0;  // WorkGauges::steps_started already in df._step_counters
     std::optional<std::chrono::steady_clock::time_point> connected_at_;

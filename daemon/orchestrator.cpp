@@ -72,7 +72,22 @@ void Orchestrator::on_settings(const ServerSettings &settings) {
     http_->set_max_concurrency(settings.max_http_concurrency);
 }
 
+namespace {
+
+durable::ExtensionVersion served_version(const std::string &extversion) {
+    const auto version = durable::parse_extension_version(extversion);
+    if (!version || *version < durable::kOldestExtensionVersion) return durable::kOldestExtensionVersion;
+    return *version;
+}
+
+}  // namespace
+
+void Orchestrator::on_extension_updated(const std::string &extension_version) {
+    schema_version_ = served_version(extension_version);
+}
+
 void Orchestrator::on_attached(const AttachInfo &info) {
+    schema_version_ = served_version(info.extension_version);
     on_settings(info.settings);
     attached_ = true;
     store_->attach(info.epoch_id, [this](const std::string &id, const std::string &error) {

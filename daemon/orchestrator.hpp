@@ -31,6 +31,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/system_timer.hpp>
 
+#include "common/extension_version.hpp"
 #include "daemon/engine_store.hpp"
 #include "daemon/executor.hpp"
 #include "daemon/http.hpp"
@@ -66,7 +67,15 @@ public:
     void on_settings(const ServerSettings &settings) override;
     void drain(std::function<void()> done) override;
     void on_detached() override;
+    void on_extension_updated(const std::string &extension_version) override;
     WorkGauges gauges() const override;
+
+    // The schema version of the database attached to (docs/ARCHITECTURE.md
+    // "Extension versions"): parts that need objects of a later version ask
+    // schema_at_least() before touching them. An unknown version reads as
+    // the oldest one served.
+    durable::ExtensionVersion schema_version() const { return schema_version_; }
+    bool schema_at_least(durable::ExtensionVersion version) const { return schema_version_ >= version; }
 
     // Instances it runs now (for tests and logs).
     std::size_t instance_count() const { return instances_.size(); }
@@ -117,6 +126,7 @@ private:
     std::unique_ptr<Scheduler> scheduler_;       // schedule ticks on their own connection (SPEC §19.4); may be null
     ServerSettings settings_;
     bool attached_ = false;
+    durable::ExtensionVersion schema_version_ = durable::kOldestExtensionVersion;
     std::uint64_t generation_ = 0;  // bumps on detach: late callbacks of an old attachment are dropped
     std::map<std::string, std::unique_ptr<Instance>> instances_;
     std::int64_t steps_started_ = 0;  // SQL step runs and HTTP requests begun (gauges())

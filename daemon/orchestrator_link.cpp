@@ -166,11 +166,11 @@ void OrchestratorLink::attach(Callback<Attached> done) {
         std::move(done));
 }
 
-void OrchestratorLink::heartbeat(std::string epoch_id, std::int64_t extension_oid, store::HeartbeatGauges gauges,
-                                 Callback<store::HeartbeatResult> done) {
+void OrchestratorLink::heartbeat(std::string epoch_id, store::ExtensionIdentity extension,
+                                 store::HeartbeatGauges gauges, Callback<store::HeartbeatResult> done) {
     run<store::HeartbeatResult>(
-        [this, epoch_id = std::move(epoch_id), extension_oid, gauges] {
-            return store::heartbeat(session_->live(), epoch_id, extension_oid, gauges);
+        [this, epoch_id = std::move(epoch_id), extension = std::move(extension), gauges] {
+            return store::heartbeat(session_->live(), epoch_id, extension, gauges);
         },
         std::move(done));
 }

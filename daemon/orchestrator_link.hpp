@@ -73,7 +73,7 @@ public:
     virtual void try_lock(Callback<bool> done) = 0;
     // LISTEN df_wakeup, then replace the worker epoch.
     virtual void attach(Callback<Attached> done) = 0;
-    virtual void heartbeat(std::string epoch_id, std::int64_t extension_oid, store::HeartbeatGauges gauges,
+    virtual void heartbeat(std::string epoch_id, store::ExtensionIdentity extension, store::HeartbeatGauges gauges,
                            Callback<store::HeartbeatResult> done) = 0;
     // The df_wakeup notifications received so far, coalesced (bounded).
     virtual void drain_wakeups(Callback<WakeupBatch> done) = 0;
@@ -97,7 +97,7 @@ public:
     void probe(Callback<store::ServerState> done) override;
     void try_lock(Callback<bool> done) override;
     void attach(Callback<Attached> done) override;
-    void heartbeat(std::string epoch_id, std::int64_t extension_oid, store::HeartbeatGauges gauges,
+    void heartbeat(std::string epoch_id, store::ExtensionIdentity extension, store::HeartbeatGauges gauges,
                    Callback<store::HeartbeatResult> done) override;
     void drain_wakeups(Callback<WakeupBatch> done) override;
     void detach(Callback<Nothing> done) override;

@@ -107,10 +107,14 @@ ServerState probe_server(pqxx::connection &conn) {
     pqxx::nontransaction tx(conn);
     const auto row = tx.exec1(
         "SELECT pg_catalog.pg_is_in_recovery(), "
-        "(SELECT e.oid::bigint FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_durable')");
+        "e.oid::bigint, e.extversion "
+        "FROM (SELECT) one LEFT JOIN pg_catalog.pg_extension e ON e.extname = 'pg_durable'");
     ServerState state;
     state.in_recovery = row[0].as<bool>();
-    if (!row[1].is_null()) state.extension_oid = row[1].as<std::int64_t>();
+    if (!row[1].is_null()) {
+        state.extension_oid = row[1].as<std::int64_t>();
+        state.extension_version = row[2].as<std::string>();
+    }
     return state;
 }
 
@@ -182,9 +186,10 @@ std::optional<std::string> replace_worker_epoch(pqxx::connection &conn) {
 }
 
 HeartbeatResult heartbeat(pqxx::connection &conn, const std::string &epoch_id,
-                          std::int64_t extension_oid, const HeartbeatGauges &gauges) {
+                          const ExtensionIdentity &extension, const HeartbeatGauges &gauges) {
     const auto state = probe_server(conn);
-    if (!state.extension_oid || *state.extension_oid != extension_oid) return HeartbeatResult::extension_gone;
+    if (!state.extension_oid || *state.extension_oid != extension.oid) return HeartbeatResult::extension_gone;
+    if (state.extension_version != extension.version) return HeartbeatResult::extension_updated;
     try {
         pqxx::nontransaction tx(conn);
         // One statement, one commit: the beat, the in-flight gauge and the

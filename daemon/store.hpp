@@ -44,6 +44,8 @@ struct ServerState {
     bool in_recovery = false;
     // OID of the pg_durable extension, nullopt when it is not installed.
     std::optional<std::int64_t> extension_oid;
+    // Its pg_extension.extversion (the schema version), "" when not installed.
+    std::string extension_version;
 };
 ServerState probe_server(pqxx::connection &conn);
 
@@ -67,6 +69,12 @@ enum class HeartbeatResult {
     skipped,         // waited too long behind a lock (e.g. DDL in progress); try next beat
     extension_gone,
     epoch_lost,
+    extension_updated,  // same extension, another extversion (ALTER EXTENSION UPDATE); nothing written
+};
+// The extension the daemon attached to: its OID and schema version.
+struct ExtensionIdentity {
+    std::int64_t oid = 0;
+    std::string version;
 };
 // Reported with each heartbeat (df_monitor.operator_metrics): steps started
 // since the last successful heartbeat (added to df._step_counters) and HTTP
@@ -78,8 +86,9 @@ struct HeartbeatGauges {
 // Refreshes last_seen_at of our epoch and writes `gauges` in the same
 // statement (no extra commit), checking first that the extension is
 // still the one we attached to (DROP EXTENSION, or a DROP and CREATE between
-// two heartbeats, both read as extension_gone).
+// two heartbeats, both read as extension_gone) at the same version (else
+// extension_updated: the caller re-reads it and beats again).
 HeartbeatResult heartbeat(pqxx::connection &conn, const std::string &epoch_id,
-                          std::int64_t extension_oid, const HeartbeatGauges &gauges = {});
+                          const ExtensionIdentity &extension, const HeartbeatGauges &gauges = {});
 
 }  // namespace pgd::daemon::store

@@ -22,8 +22,9 @@ struct WorkGauges {
 };
 
 struct AttachInfo {
-    std::string epoch_id;     // df._worker_epoch row of this attachment
-    ServerSettings settings;  // settings in force
+    std::string epoch_id;           // df._worker_epoch row of this attachment
+    ServerSettings settings;        // settings in force
+    std::string extension_version;  // pg_extension.extversion: the schema in the database
 };
 
 class WorkHandler {
@@ -43,6 +44,10 @@ public:
     virtual void drain(std::function<void()> done) = 0;
     // Lock, LISTEN or extension gone (or shutting down): stop all work now.
     virtual void on_detached() = 0;
+    // ALTER EXTENSION pg_durable UPDATE committed while attached: the schema
+    // is now `extension_version` (docs/ARCHITECTURE.md "Extension versions").
+    // Work in flight goes on; parts gated on the version may start now.
+    virtual void on_extension_updated(const std::string &extension_version) { (void)extension_version; }
     // Read on the io thread before each heartbeat.
     virtual WorkGauges gauges() const { return {}; }
 };

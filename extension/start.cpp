@@ -2,6 +2,14 @@
 // submitting role and the target database, then write the instance, its
 // frozen nodes and the caller's vars snapshot in the caller's transaction and
 // NOTIFY the daemon, which therefore wakes only if the caller commits.
+//
+// df.start_once (SPEC §19.2) is the same with an idempotency key: the
+// instance row carries it, and the unique index on (submitted_by,
+// idempotency_key) makes a concurrent caller with the same pair wait for the
+// first one's transaction (PostgreSQL's speculative insertion): when that
+// commits, the waiter returns its id and starts nothing; when it rolls back,
+// the waiter's own insert goes through. df.start never names the column, so
+// the library also serves a 1.0 schema, which has none.
 extern "C" {
 #include "postgres.h"
 #include "fmgr.h"
@@ -11,6 +19,7 @@ extern "C" {
 #include "commands/async.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "port.h"
 #include "utils/acl.h"
@@ -31,6 +40,7 @@ extern "C" {
 namespace {
 
 constexpr int kMaxInstanceIdAttempts = 16;
+constexpr int kMaxIdempotencyKeyChars = 200;
 
 // The materialised graph copied into palloc'd memory so it outlives the C++
 // zone: parallel arrays of C strings (nullptr = SQL NULL).
@@ -132,8 +142,57 @@ void check_submitting_role(Oid role) {
 }
 
 SPIPlanPtr insert_instance_plan = nullptr;
+SPIPlanPtr insert_keyed_instance_plan = nullptr;
+SPIPlanPtr find_keyed_instance_plan = nullptr;
 SPIPlanPtr insert_nodes_plan = nullptr;
 SPIPlanPtr snapshot_vars_plan = nullptr;
+
+// The id of the instance `role` started with idempotency `key`, or nullptr.
+char *find_keyed_instance(Oid role, const char *key) {
+    Oid types[2] = {REGROLEOID, TEXTOID};
+    SPIPlanPtr plan = pgd::keep_plan(&find_keyed_instance_plan,
+        "SELECT id::text FROM df.instances WHERE submitted_by = $1 AND idempotency_key = $2", 2, types);
+    Datum values[2] = {ObjectIdGetDatum(role), CStringGetTextDatum(key)};
+    pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, false, 1), SPI_OK_SELECT, "lookup of an idempotency key");
+    if (SPI_processed == 0) return nullptr;
+    return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
+// df.start_once's insert. Sets *existing when the role already has an
+// instance with this key (committed, or committed by a concurrent caller we
+// waited for): then nothing was inserted and that instance's id is returned.
+char *insert_keyed_instance(const char *label, const char *root_id, Oid role, const char *database,
+                            const char *key, bool *existing) {
+    Oid types[6] = {TEXTOID, TEXTOID, TEXTOID, REGROLEOID, TEXTOID, TEXTOID};
+    // No conflict target: a taken key and a taken random id both do nothing,
+    // and the lookup below tells them apart.
+    SPIPlanPtr plan = pgd::keep_plan(&insert_keyed_instance_plan,
+        "INSERT INTO df.instances (id, label, root_node, submitted_by, database, idempotency_key) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        6, types);
+    *existing = false;
+    for (int attempt = 0; attempt < kMaxInstanceIdAttempts; ++attempt) {
+        pgd::Failure failure;
+        char *id = nullptr;
+        if (!pgd::cpp_zone(failure, [&] { id = pgd::to_cstring(random_hex8()); })) pgd::raise(failure);
+        Datum values[6] = {CStringGetTextDatum(id), label ? CStringGetTextDatum(label) : (Datum)0,
+                           CStringGetTextDatum(root_id), ObjectIdGetDatum(role),
+                           CStringGetTextDatum(database), CStringGetTextDatum(key)};
+        char nulls[6] = {' ', label ? ' ' : 'n', ' ', ' ', ' ', ' '};
+        pgd::expect_spi(SPI_execute_plan(plan, values, nulls, false, 0), SPI_OK_INSERT, "insert into df.instances");
+        if (SPI_processed == 1) return id;
+        // A new statement, so (in READ COMMITTED) a new snapshot that sees
+        // the row a concurrent caller committed while we waited on the index.
+        char *found = find_keyed_instance(role, key);
+        if (found != nullptr) {
+            *existing = true;
+            return found;
+        }
+        // Otherwise the random id was taken (or the keyed row was deleted
+        // since, e.g. by retention): roll again.
+    }
+    elog(ERROR, "could not find a free instance id after %d attempts", kMaxInstanceIdAttempts);
+}
 
 // Inserts the instance row under a fresh random id; returns the id.
 char *insert_instance(const char *label, const char *root_id, Oid role, const char *database) {
@@ -182,20 +241,9 @@ void snapshot_vars(const char *instance_id, Oid role) {
     pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, false, 0), SPI_OK_INSERT, "snapshot of df.vars");
 }
 
-}  // namespace
-
-extern "C" {
-PG_FUNCTION_INFO_V1(df_start);
-Datum df_start(PG_FUNCTION_ARGS);
-}
-
-// df.start(fut text, label text DEFAULT NULL, database text DEFAULT NULL)
-Datum df_start(PG_FUNCTION_ARGS) {
-    if (PG_ARGISNULL(0))
-        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("df.start: fut cannot be NULL")));
-    const char *fut = text_to_cstring(PG_GETARG_TEXT_PP(0));
-    const char *label = pgd::text_arg_or_null(fcinfo, 1);
-    const char *database = pgd::text_arg_or_null(fcinfo, 2);
+// Both entry points: the checks of SPEC §9 in order, then the writes.
+// `key` nullptr = df.start.
+char *start_instance(const char *fut, const char *label, const char *database, const char *key) {
     pgd_check_composer_input(fut);
 
     // (1) parse and validate.
@@ -220,21 +268,60 @@ Datum df_start(PG_FUNCTION_ARGS) {
     // (6) write everything in the caller's transaction.
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     pgd::SavedUser saved = pgd::become_table_owner();
-    char *instance_id = insert_instance(label, nodes.root_id, role, database);
-    insert_nodes(instance_id, nodes, role, database);
-    snapshot_vars(instance_id, role);
+    bool existing = false;
+    char *instance_id = key == nullptr ? insert_instance(label, nodes.root_id, role, database)
+                                       : insert_keyed_instance(label, nodes.root_id, role, database, key, &existing);
+    if (!existing) {
+        insert_nodes(instance_id, nodes, role, database);
+        snapshot_vars(instance_id, role);
+    }
     pgd::restore_user(saved);
     char *result_id = static_cast<char *>(SPI_palloc(strlen(instance_id) + 1));  // outlives SPI_finish
     strcpy(result_id, instance_id);
     SPI_finish();
-    instance_id = result_id;
+    if (existing) return result_id;
 
     // Queued now, delivered at commit: a rollback wakes nobody.
     char payload[32];
-    snprintf(payload, sizeof payload, "start:%s", instance_id);
+    snprintf(payload, sizeof payload, "start:%s", result_id);
     Async_Notify("df_wakeup", payload);
+    return result_id;
+}
 
-    PG_RETURN_TEXT_P(cstring_to_text(instance_id));
+}  // namespace
+
+extern "C" {
+PG_FUNCTION_INFO_V1(df_start);
+Datum df_start(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(df_start_once);
+Datum df_start_once(PG_FUNCTION_ARGS);
+}
+
+// df.start(fut text, label text DEFAULT NULL, database text DEFAULT NULL)
+Datum df_start(PG_FUNCTION_ARGS) {
+    if (PG_ARGISNULL(0))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("df.start: fut cannot be NULL")));
+    const char *fut = text_to_cstring(PG_GETARG_TEXT_PP(0));
+    const char *label = pgd::text_arg_or_null(fcinfo, 1);
+    const char *database = pgd::text_arg_or_null(fcinfo, 2);
+    PG_RETURN_TEXT_P(cstring_to_text(start_instance(fut, label, database, nullptr)));
+}
+
+// df.start_once(idempotency_key text, fut text, label text DEFAULT NULL, database text DEFAULT NULL)
+Datum df_start_once(PG_FUNCTION_ARGS) {
+    // The key first: it decides whether anything starts at all.
+    const char *key = pgd::text_arg_or_null(fcinfo, 0);
+    if (key == nullptr || key[0] == '\0')
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("Idempotency key cannot be empty")));
+    if (pg_mbstrlen(key) > kMaxIdempotencyKeyChars)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("Idempotency key exceeds %d characters", kMaxIdempotencyKeyChars)));
+    if (PG_ARGISNULL(1))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("df.start_once: fut cannot be NULL")));
+    const char *fut = text_to_cstring(PG_GETARG_TEXT_PP(1));
+    const char *label = pgd::text_arg_or_null(fcinfo, 2);
+    const char *database = pgd::text_arg_or_null(fcinfo, 3);
+    PG_RETURN_TEXT_P(cstring_to_text(start_instance(fut, label, database, key)));
 }
 
 // ---- the same path for an explicit role (extension/start.hpp) ----

@@ -46,6 +46,10 @@ CREATE TABLE df.instances (
     execution_count bigint NOT NULL DEFAULT 1,
     error           text,
     error_node      varchar(8),
+    -- df.start_once (SPEC §19.2); NULL for df.start. Since 1.1: the last column,
+    -- as ALTER TABLE ADD COLUMN puts it (sql/upgrade/1.0--1.1/20_start_once.sql).
+    idempotency_key text CONSTRAINT instances_idempotency_key_valid
+        CHECK (idempotency_key <> '' AND pg_catalog.char_length(idempotency_key) <= 200),
     CONSTRAINT instances_id_format CHECK (id ~ '^[0-9a-f]{8}$'),
     CONSTRAINT instances_status_valid
         CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled'))
@@ -56,6 +60,11 @@ CREATE INDEX instances_active_idx ON df.instances (created_at)
 -- list_instances orders by (created_at DESC, id); retention by age of terminal rows.
 CREATE INDEX instances_created_idx ON df.instances (created_at DESC, id);
 CREATE INDEX instances_submitted_by_idx ON df.instances (submitted_by);
+-- One instance per (role, idempotency key): a second df.start_once inserting
+-- the same pair waits on this index for the first one's transaction, then
+-- finds its row (commit) or inserts its own (rollback).
+CREATE UNIQUE INDEX instances_idempotency_key_idx ON df.instances (submitted_by, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 
 CREATE TABLE df.nodes (
     id             varchar(8) NOT NULL,

@@ -9,6 +9,11 @@ CREATE FUNCTION df.target_database() RETURNS text
 CREATE FUNCTION df.start(fut text, label text DEFAULT NULL, database text DEFAULT NULL) RETURNS text
     LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'df_start';
 
+-- df.start once per (current_user, idempotency_key) (SPEC §19.2).
+CREATE FUNCTION df.start_once(idempotency_key text, fut text, label text DEFAULT NULL, database text DEFAULT NULL)
+    RETURNS text
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'df_start_once';
+
 CREATE FUNCTION df.setvar(name text, value text) RETURNS text
     LANGUAGE C VOLATILE STRICT AS 'MODULE_PATHNAME', 'df_setvar';
 CREATE FUNCTION df.getvar(name text) RETURNS text

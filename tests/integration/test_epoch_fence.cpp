@@ -95,9 +95,14 @@ TEST_CASE("epoch fence: a replaced epoch's bookkeeping session writes nothing, w
     CHECK(cluster.query_value("SELECT count(*) FROM df.instances") == std::optional<std::string>("0"));
 
     // The heartbeat of a replaced epoch finds no row to refresh.
-    const auto oid = std::stoll(cluster.query_value("SELECT oid FROM pg_extension WHERE extname = 'pg_durable'").value());
+    const store::ExtensionIdentity extension{
+        std::stoll(cluster.query_value("SELECT oid FROM pg_extension WHERE extname = 'pg_durable'").value()),
+        cluster.query_value("SELECT extversion FROM pg_extension WHERE extname = 'pg_durable'").value()};
     const std::string before = df_state(cluster);
-    CHECK(store::heartbeat(*stale, replaced, oid) == store::HeartbeatResult::epoch_lost);
+    CHECK(store::heartbeat(*stale, replaced, extension) == store::HeartbeatResult::epoch_lost);
     CHECK(df_state(cluster) == before);
-    CHECK(store::heartbeat(*live, current, oid) == store::HeartbeatResult::ok);
+    CHECK(store::heartbeat(*live, current, extension) == store::HeartbeatResult::ok);
+    // Another version of the same extension (ALTER EXTENSION UPDATE): nothing written.
+    CHECK(store::heartbeat(*live, current, store::ExtensionIdentity{extension.oid, "0.9"}) ==
+          store::HeartbeatResult::extension_updated);
 }

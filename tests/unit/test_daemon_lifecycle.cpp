@@ -31,6 +31,7 @@ public:
     bool reachable = true;
     bool extension = false;
     std::int64_t extension_oid = 100;
+    std::string extension_version = "1.0";
     bool lock_held_elsewhere = false;
     std::string max_duroxide = "10";
     bool drop_on_heartbeat = false;
@@ -74,7 +75,10 @@ public:
     void probe(Callback<store::ServerState> done) override {
         if (!connected) return fail(std::move(done), "no connection");
         store::ServerState state;
-        if (extension) state.extension_oid = extension_oid;
+        if (extension) {
+            state.extension_oid = extension_oid;
+            state.extension_version = extension_version;
+        }
         reply(std::move(done), state);
     }
     void try_lock(Callback<bool> done) override {
@@ -91,8 +95,9 @@ public:
         attached.socket_fd = wake_pipe_[0];
         reply(std::move(done), attached);
     }
-    void heartbeat(std::string, std::int64_t oid, store::HeartbeatGauges gauges,
+    void heartbeat(std::string, store::ExtensionIdentity identity, store::HeartbeatGauges gauges,
                    Callback<store::HeartbeatResult> done) override {
+        const std::int64_t oid = identity.oid;
         ++heartbeats;
         if (skip_heartbeats) return reply(std::move(done), store::HeartbeatResult::skipped);
         if (drop_on_heartbeat) {
@@ -101,6 +106,8 @@ public:
             return fail(std::move(done), "server closed the connection unexpectedly");
         }
         const bool ok = extension && oid == extension_oid;
+        if (ok && identity.version != extension_version)
+            return reply(std::move(done), store::HeartbeatResult::extension_updated);
         if (ok) {
             started_written += gauges.steps_started_delta;
             http_in_flight = gauges.http_in_flight;
@@ -161,7 +168,12 @@ struct RecordingWork final : WorkHandler {
             done();
     }
     std::vector<std::string> wakeups;  // instance ids, in batch order
-    void on_attached(const AttachInfo &) override { ++attached; }
+    std::vector<std::string> versions;  // extension versions seen: at attach, then each update
+    void on_attached(const AttachInfo &info) override {
+        ++attached;
+        versions.push_back(info.extension_version);
+    }
+    void on_extension_updated(const std::string &version) override { versions.push_back("updated " + version); }
     void on_wakeups(const WakeupBatch &b) override { wakeups.insert(wakeups.end(), b.ids.begin(), b.ids.end()); }
     void on_settings(const ServerSettings &) override { ++settings; }
     void on_detached() override { ++detached; }
@@ -306,6 +318,25 @@ TEST_CASE("lifecycle detaches when the extension is dropped and re-attaches to a
     h.server.extension_oid = 102;
     h.run_until([&] { return h.work.attached == 3; });
     CHECK(h.work.detached == 2);
+}
+
+TEST_CASE("ALTER EXTENSION UPDATE while attached tells the work the new version without detaching", "[daemon]") {
+    Harness h;
+    h.server.extension = true;
+    h.lifecycle.start();
+    h.run_until([&] { return h.lifecycle.phase() == Phase::active; });
+    CHECK(h.work.versions == std::vector<std::string>{"1.0"});
+
+    h.server.extension_version = "1.1";  // same OID: an update, not a DROP and CREATE
+    h.run_until([&] { return h.work.versions.size() == 2; });
+    CHECK(h.work.versions == std::vector<std::string>{"1.0", "updated 1.1"});
+    const int beats = h.server.heartbeats;
+    h.run_until([&] { return h.server.heartbeats >= beats + 3; });
+    CHECK(h.lifecycle.phase() == Phase::active);
+    CHECK(h.work.attached == 1);
+    CHECK(h.work.detached == 0);
+    CHECK(h.server.detaches == 0);
+    CHECK(h.work.versions.size() == 2);  // told once
 }
 
 TEST_CASE("lifecycle reconnects with backoff after losing the connection", "[daemon]") {

@@ -1,0 +1,28 @@
+-- The 1.0 -> 1.1 upgrade (docs/OPERATIONS.md "Upgrading"). ALTER EXTENSION
+-- pg_durable UPDATE runs the files of sql/upgrade/1.0--1.1/ in name order,
+-- assembled into pg_durable--1.0--1.1.sql, in one transaction.
+--
+-- Rules for every file here (the [upgrade] integration test checks the
+-- result: a 1.0 install updated to 1.1 must have exactly the catalog of a
+-- fresh CREATE EXTENSION, sql/parts/):
+-- * Each schema change is made twice: in sql/parts/ (fresh installs) and in a
+--   file here (upgrades); sql/pg_durable--1.0.sql is frozen and never edited.
+-- * A new column goes at the END of its CREATE TABLE in sql/parts/, since
+--   ALTER TABLE ADD COLUMN appends it (column order is compared).
+-- * Replacing a function with a different signature: DROP FUNCTION the old
+--   one here, then CREATE the new one (CREATE OR REPLACE cannot add an
+--   argument); grants and revokes of 90_privileges.sql that apply to new
+--   objects are repeated here, including the pg_durable.worker_role grants.
+-- * The library of this release serves both schemas: the C symbols the 1.0
+--   script names stay, and the daemon gates parts that need 1.1 objects on
+--   pg_extension.extversion (docs/ARCHITECTURE.md "Extension versions").
+--
+-- The server must run the new library (restart after installing it) before
+-- the update: a backend of the old server has the old pg_durable.so loaded.
+
+-- df.instances first, before any other df table: a running SQL step's
+-- transaction (df._run_step) reads df.instances before anything else, so the
+-- update queues behind running steps here, never holding a lock one of them
+-- still needs (no deadlock that would fail a step). df.* calls wait behind
+-- it until the update commits (docs/OPERATIONS.md §10: lock_timeout).
+LOCK TABLE df.instances IN ACCESS EXCLUSIVE MODE;
