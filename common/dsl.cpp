@@ -140,6 +140,19 @@ std::string wait_for_signal(const std::string &name, std::optional<std::int64_t>
     return Composer("SIGNAL").query(leaf::query(config)).json();
 }
 
+std::string retry(const std::string &fut, std::int64_t max_attempts, double initial_interval_seconds,
+                  double backoff_rate, double max_interval_seconds) {
+    const leaf::RetryConfig config{max_attempts, initial_interval_seconds, backoff_rate, max_interval_seconds};
+    leaf::check(config);
+    return Composer("RETRY").left(fut).query(leaf::query(config)).json();
+}
+
+std::string timeout(const std::string &fut, double seconds) {
+    const leaf::TimeoutConfig config{seconds};
+    leaf::check(config);
+    return Composer("TIMEOUT").left(fut).query(leaf::query(config)).json();
+}
+
 PartialIf read_partial_if(const std::string &text) {
     const auto doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (doc.is_discarded() || !doc.is_object() || !doc.contains("_partial_if"))

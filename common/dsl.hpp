@@ -67,6 +67,15 @@ std::string http(const HttpStep &step, bool http_enabled);
 // df.wait_for_signal: SIGNAL {"signal_name":..,"timeout_seconds":<int|null>}.
 std::string wait_for_signal(const std::string &name, std::optional<std::int64_t> timeout_seconds);
 
+// df.retry: RETRY with the child on the left and query
+// {"max_attempts":N,"initial_interval_seconds":x,"backoff_rate":x,"max_interval_seconds":x}
+// (numbers as float8 prints them), after the checks of SPEC §19.3.
+std::string retry(const std::string &fut, std::int64_t max_attempts, double initial_interval_seconds = 1,
+                  double backoff_rate = 2, double max_interval_seconds = 60);
+
+// df.timeout: TIMEOUT with the child on the left and query {"seconds":x}.
+std::string timeout(const std::string &fut, double seconds);
+
 // The left side of `!>`: what df.if_then_op (`cond ?> then`) built.
 struct PartialIf {
     std::string condition;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/errors.hpp"
+#include "common/leaf_config.hpp"
 
 namespace durable::explain {
 
@@ -103,6 +104,26 @@ std::string join_label(const GraphNode &node) {
     return "JOIN (" + std::to_string(branches) + ")";
 }
 
+// "RETRY (up to 3 attempts, 1s ×2 ≤60s)", numbers as float8 prints them.
+std::string retry_label(const GraphNode &node) {
+    try {
+        const leaf::RetryConfig config = leaf::read_retry(node.query);
+        return "RETRY (up to " + std::to_string(config.max_attempts) + " attempts, " +
+               leaf::float8_text(config.initial_interval_seconds) + "s ×" + leaf::float8_text(config.backoff_rate) +
+               " ≤" + leaf::float8_text(config.max_interval_seconds) + "s)";
+    } catch (const UserError &) {
+        return "RETRY";  // only a stored row written around df.start gets here
+    }
+}
+
+std::string timeout_label(const GraphNode &node) {
+    try {
+        return "TIMEOUT " + leaf::float8_text(leaf::read_timeout(node.query).seconds) + "s";
+    } catch (const UserError &) {
+        return "TIMEOUT";
+    }
+}
+
 // The label before the name suffix.
 std::string base_label(const GraphNode &node) {
     const std::string &type = node.node_type;
@@ -114,6 +135,8 @@ std::string base_label(const GraphNode &node) {
     if (type == "LOOP") return node.condition ? "LOOP (while)" : "LOOP (infinite)";
     if (type == "BREAK") return break_label(config_of(node));
     if (type == "JOIN") return join_label(node);
+    if (type == "RETRY") return retry_label(node);
+    if (type == "TIMEOUT") return timeout_label(node);
     // THEN chains are flattened, so a THEN line shows only where that cannot happen.
     if (type == "THEN") return "SEQUENCE";
     return type;  // IF, RACE
@@ -138,7 +161,8 @@ const char *marker_suffix(Marker marker) {
 
 class TreeWriter {
 public:
-    TreeWriter(const Graph &graph, const MarkerOf &marker_of) : graph_(graph), marker_of_(marker_of) {}
+    TreeWriter(const Graph &graph, const MarkerOf &marker_of, const NoteOf &note_of)
+        : graph_(graph), marker_of_(marker_of), note_of_(note_of) {}
 
     std::string write() {
         node(graph_.root(), "", true);
@@ -155,7 +179,8 @@ public:
 private:
     std::string text_of(NodeIndex index) const {
         const Marker marker = marker_of_ ? marker_of_(index) : Marker::none;
-        return node_label(graph_[index]) + marker_suffix(marker);
+        const std::string note = note_of_ ? note_of_(index) : std::string();
+        return node_label(graph_[index]) + note + marker_suffix(marker);
     }
 
     // Root: no connector; others "└─" when last among siblings, else "├─".
@@ -205,6 +230,10 @@ private:
         if (type == "LOOP") {
             if (node.left) block(prefix, "↻ body:", *node.left, true);
             if (node.condition) block(prefix, "? while:", *node.condition, true);
+        } else if (type == "RETRY") {
+            if (node.left) block(prefix, "↻ attempt:", *node.left, true);
+        } else if (type == "TIMEOUT") {
+            if (node.left) block(prefix, "⏱ within:", *node.left, true);
         } else if (type == "IF") {
             if (node.condition) block(prefix, "? condition:", *node.condition, true);
             if (node.left) block(prefix, "✓ then:", *node.left, true);
@@ -221,6 +250,7 @@ private:
 
     const Graph &graph_;
     const MarkerOf &marker_of_;
+    const NoteOf &note_of_;
     std::vector<std::string> lines_;
 };
 
@@ -295,7 +325,13 @@ std::string node_label(const GraphNode &node) {
     return one_line(std::move(label));
 }
 
-std::string render_tree(const Graph &graph, const MarkerOf &marker_of) { return TreeWriter(graph, marker_of).write(); }
+std::string render_tree(const Graph &graph, const MarkerOf &marker_of, const NoteOf &note_of) {
+    return TreeWriter(graph, marker_of, note_of).write();
+}
+
+std::string attempt_note(long long attempts) {
+    return attempts > 0 ? " [attempt " + std::to_string(attempts) + "]" : std::string();
+}
 
 std::string render_instance(const InstanceSummary &summary, const std::string &tree) {
     std::string out = "Instance: " + summary.id;

@@ -26,14 +26,23 @@ Marker marker_for_status(std::string_view status);
 // (dry runs).
 using MarkerOf = std::function<Marker(NodeIndex)>;
 
-// The node's label: "SQL: SELECT 1 |=> 'a'", "SLEEP 5s", "JOIN (3)", ...
+// Text instance mode puts between a node's label and its marker (a RETRY's
+// " [attempt 2]"); empty for none.
+using NoteOf = std::function<std::string(NodeIndex)>;
+
+// The note of a RETRY that has made `attempts` attempts: " [attempt <n>]",
+// empty when it has made none.
+std::string attempt_note(long long attempts);
+
+// The node's label: "SQL: SELECT 1 |=> 'a'", "SLEEP 5s", "JOIN (3)",
+// "RETRY (up to 3 attempts, 1s ×2 ≤60s)", "TIMEOUT 5s", ...
 // Newlines, CRs and tabs show as spaces; truncation counts characters.
 std::string node_label(const GraphNode &node);
 
 // The tree under graph.root(): THEN chains flattened with "→ ", child blocks
 // under headers, every line right-padded to the longest line + 4 characters,
 // lines joined with '\n' and no trailing newline.
-std::string render_tree(const Graph &graph, const MarkerOf &marker_of = {});
+std::string render_tree(const Graph &graph, const MarkerOf &marker_of = {}, const NoteOf &note_of = {});
 
 // The header of instance mode. `output` is list_instances' output column.
 struct InstanceSummary {

@@ -209,6 +209,10 @@ std::optional<std::string> missing_part_problem(const GraphNode &node) {
             return std::string("IF nodes require a condition_node or a result_has_rows query");
     }
     if (type == "LOOP" && !node.left) return std::string("LOOP nodes require left_node (the body)");
+    if (type == "RETRY" || type == "TIMEOUT") {
+        if (!node.left) return type + " nodes require left_node (the child)";
+        if (node.right) return "right_node is not valid for " + type + " nodes";
+    }
     if (type == "SQL" && !node.query) return std::string("SQL nodes require a query");
     return std::nullopt;
 }

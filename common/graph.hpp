@@ -29,9 +29,11 @@ namespace durable {
 // Node types
 
 // The node types of SPEC §4, in the order error messages list them.
+// RETRY and TIMEOUT (SPEC §19.3) come last, appended in that order.
 inline constexpr const char *kNodeTypes[] = {"SQL",   "THEN",  "IF",         "JOIN",
                                              "LOOP",  "BREAK", "RACE",       "SLEEP",
-                                             "WAIT_SCHEDULE",  "HTTP",       "SIGNAL"};
+                                             "WAIT_SCHEDULE",  "HTTP",       "SIGNAL",
+                                             "RETRY", "TIMEOUT"};
 
 bool is_known_node_type(std::string_view type);
 
@@ -50,7 +52,7 @@ using NodeIndex = std::size_t;
 
 struct GraphNode {
     std::string node_type;
-    std::optional<NodeIndex> left;       // THEN first, IF then, LOOP body, JOIN/RACE branch 1
+    std::optional<NodeIndex> left;       // THEN first, IF then, LOOP body, JOIN/RACE branch 1, RETRY/TIMEOUT child
     std::optional<NodeIndex> right;      // THEN second, IF else, JOIN/RACE branch 2
     std::optional<NodeIndex> condition;  // IF condition, LOOP while-condition
     std::vector<NodeIndex> extras;       // JOIN branches 3..N

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/leaf_config.hpp"
 #include "common/protocol.hpp"
 #include "common/truthiness.hpp"
 
@@ -54,6 +55,13 @@ public:
                 iterations_[{record.stamp, record.node_id}] = value["iteration"].get<std::int64_t>();
             if (node->node_type == "RACE" && value.contains("race_winner") && value["race_winner"].is_string())
                 decisions_[record.node_id].push_back({record.stamp, value["race_winner"].get<std::string>()});
+            if (node->node_type == "RETRY" && value.contains("attempt") && value["attempt"].is_number_integer()) {
+                iterations_[{record.stamp, record.node_id}] = value["attempt"].get<std::int64_t>();
+                const bool waiting = value.contains("waiting") && value["waiting"] == true;
+                retries_[record.node_id].push_back({record.stamp, waiting});
+            }
+            if (node->node_type == "TIMEOUT" && value.contains("timed_out") && value["timed_out"] == true)
+                timeouts_[record.node_id].push_back(record.stamp);
         }
     }
 
@@ -85,7 +93,10 @@ private:
             const auto parent = parent_of(child);
             if (parent) {
                 const NodeRow *loop = find(*parent);
-                if (loop != nullptr && loop->node_type == "LOOP" && loop->left_node == child) {
+                // A RETRY's attempts are generations of its child scope, as a
+                // LOOP's iterations are.
+                if (loop != nullptr && (loop->node_type == "LOOP" || loop->node_type == "RETRY") &&
+                    loop->left_node == child) {
                     auto it = iterations_.find({scope, *parent});
                     const std::int64_t current = it == iterations_.end() ? 1 : it->second;
                     if (generation < current) return *parent;
@@ -190,8 +201,49 @@ private:
         } else if (type == "LOOP") {
             if (auto body = settled(node.left_node); failed_or_cancelled(body)) return body;
             if (auto condition = settled(condition_of(node)); failed_or_cancelled(condition)) return condition;
+        } else if (type == "RETRY") {
+            // A failed attempt decides only when it was the last one.
+            const auto child = settled(node.left_node);
+            if (!child || *child != "failed") return child;
+            const RetryState state = retry_state(node.id);
+            if (state.waiting || state.attempt < max_attempts(node)) return std::nullopt;
+            return child;
+        } else if (type == "TIMEOUT") {
+            if (timed_out(node.id)) return std::string("failed");
+            return settled(node.left_node);
         }
         return std::nullopt;
+    }
+
+    struct RetryState {
+        std::int64_t attempt = 1;
+        bool waiting = false;
+    };
+    // The attempt a RETRY is on in its current activation, and whether it
+    // waits for it (the backoff).
+    RetryState retry_state(const std::string &retry_id) const {
+        auto it = retries_.find(retry_id);
+        if (it == retries_.end()) return {};
+        for (const auto &[stamp, waiting] : it->second) {
+            if (superseded(stamp)) continue;
+            auto at = iterations_.find({stamp, retry_id});
+            return {at == iterations_.end() ? 1 : at->second, waiting};
+        }
+        return {};
+    }
+    static std::int64_t max_attempts(const NodeRow &node) {
+        try {
+            return leaf::read_retry(node.query).max_attempts;
+        } catch (const std::exception &) {
+            return 1;
+        }
+    }
+    bool timed_out(const std::string &timeout_id) const {
+        auto it = timeouts_.find(timeout_id);
+        if (it == timeouts_.end()) return false;
+        for (const auto &stamp : it->second)
+            if (!superseded(stamp)) return true;
+        return false;
     }
     std::vector<std::string> children_of(const NodeRow &node) const {
         auto it = children_.find(node.id);
@@ -273,6 +325,8 @@ private:
             if (is_condition) return settled(p->left_node) == std::optional<std::string>("completed");
             return p->left_node == node.id;
         }
+        if (type == "RETRY") return p->left_node == node.id && !retry_state(p->id).waiting;
+        if (type == "TIMEOUT") return p->left_node == node.id;
         return false;
     }
 
@@ -302,6 +356,8 @@ private:
     std::map<std::string, std::vector<std::string>> children_;
     std::map<std::pair<std::string, std::string>, std::int64_t> iterations_;  // (loop stamp, loop id) -> iteration
     std::map<std::string, std::vector<std::pair<std::string, std::string>>> decisions_;  // race id -> (stamp, winner)
+    std::map<std::string, std::vector<std::pair<std::string, bool>>> retries_;  // retry id -> (stamp, waiting)
+    std::map<std::string, std::vector<std::string>> timeouts_;  // timeout id -> stamps where it timed out
     std::map<std::string, std::string> conditions_;  // IF/LOOP id -> its condition node
     std::map<std::string, std::string> effective_;
     std::map<std::string, bool> active_;

@@ -51,8 +51,10 @@ struct NodeRow {
     std::optional<std::string> result; // needed only for IF conditions (which arm runs)
 };
 
-// A df._activations row of a LOOP (checkpoint {"iteration":k,...}) or a
-// RACE (decision {"race_winner":"left"|"right"}).
+// A df._activations row of a LOOP (checkpoint {"iteration":k,...}), a RACE
+// (decision {"race_winner":"left"|"right"}), a RETRY (checkpoint
+// {"attempt":k} or {"attempt":k,"waiting":true}: attempts are generations of
+// its child scope) or a TIMEOUT ({"timed_out":true|false}).
 struct ScopeRecord {
     std::string stamp;
     std::string node_id;

@@ -108,6 +108,18 @@ std::optional<std::int64_t> optional_integer(const Json &config, const char *fie
     invalid(where + " must be an integer or null");
 }
 
+// A number field; nullopt when not given. Booleans and strings are refused.
+std::optional<double> optional_number(const Json &config, const char *field, const char *node_type) {
+    const Json *value = given(config, field);
+    if (value == nullptr) return std::nullopt;
+    if (!value->is_number()) invalid(std::string(field) + " in " + node_type + " must be a number or null");
+    return value->get<double>();
+}
+
+void check_finite(double value, const char *name) {
+    if (std::isinf(value)) invalid(std::string(name) + " must be finite");
+}
+
 void check_http_scheme(const std::string &url) {
     // A templated URL gets its scheme only at run time; the run-time gate
     // checks it after substitution.
@@ -128,6 +140,55 @@ void check_http_method(const std::string &method) {
 
 std::chrono::seconds bounded_delay(std::int64_t seconds) {
     return std::chrono::seconds(std::clamp<std::int64_t>(seconds, 0, kMaxDelay.count()));
+}
+
+std::string float8_text(double value) {
+    if (std::isnan(value)) return "NaN";
+    if (std::isinf(value)) return value > 0 ? "Infinity" : "-Infinity";
+    // Shortest round-trip digits, in scientific form: "-1.2345e+17".
+    char buf[64];
+    const auto written = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific);
+    const std::string sci(buf, written.ptr);
+    const std::size_t e = sci.find('e');
+    std::string mantissa = sci.substr(0, e);
+    const int exponent = std::stoi(sci.substr(e + 1));
+    std::string sign;
+    if (!mantissa.empty() && mantissa.front() == '-') {
+        sign = "-";
+        mantissa.erase(0, 1);
+    }
+    std::string digits;
+    for (char c : mantissa)
+        if (c != '.') digits += c;
+    if (exponent >= -4 && exponent < 15) {
+        if (exponent < 0) return sign + "0." + std::string(static_cast<std::size_t>(-exponent - 1), '0') + digits;
+        const auto point = static_cast<std::size_t>(exponent) + 1;
+        if (digits.size() <= point) return sign + digits + std::string(point - digits.size(), '0');
+        return sign + digits.substr(0, point) + "." + digits.substr(point);
+    }
+    std::string out = sign + digits.substr(0, 1);
+    if (digits.size() > 1) out += "." + digits.substr(1);
+    const int magnitude = exponent < 0 ? -exponent : exponent;
+    out += exponent < 0 ? "e-" : "e+";
+    if (magnitude < 10) out += "0";
+    return out + std::to_string(magnitude);
+}
+
+std::chrono::microseconds bounded_delay_seconds(double seconds) {
+    const double max = static_cast<double>(kMaxDelay.count());
+    const double bounded = std::isnan(seconds) || seconds <= 0 ? 0 : std::min(seconds, max);
+    return std::chrono::microseconds(static_cast<std::int64_t>(std::ceil(bounded * 1e6)));
+}
+
+std::chrono::microseconds retry_interval(const RetryConfig &config, std::int64_t next_attempt) {
+    double seconds = 0;
+    if (config.initial_interval_seconds > 0) {
+        const double exponent = static_cast<double>(std::max<std::int64_t>(next_attempt - 2, 0));
+        seconds = config.initial_interval_seconds * std::pow(config.backoff_rate, exponent);
+        // Overflow gives infinity, never NaN: initial > 0 and rate >= 1.
+        if (!(seconds <= config.max_interval_seconds)) seconds = config.max_interval_seconds;
+    }
+    return bounded_delay_seconds(seconds);
 }
 
 // ---------------------------------------------------------------------------
@@ -158,6 +219,22 @@ void check(const HttpConfig &config) {
 
 void check(const LoopConfig &config) {
     if (config.min_interval_ms && *config.min_interval_ms < 0) invalid("min_interval_ms must be non-negative");
+}
+
+void check(const RetryConfig &config) {
+    if (config.max_attempts < 1 || config.max_attempts > 1000) invalid("max_attempts must be between 1 and 1000");
+    // Written so that NaN fails each comparison.
+    if (!(config.initial_interval_seconds >= 0)) invalid("initial_interval_seconds must be non-negative");
+    check_finite(config.initial_interval_seconds, "initial_interval_seconds");
+    if (!(config.backoff_rate >= 1)) invalid("backoff_rate must be at least 1");
+    check_finite(config.backoff_rate, "backoff_rate");
+    if (!(config.max_interval_seconds >= 0)) invalid("max_interval_seconds must be non-negative");
+    check_finite(config.max_interval_seconds, "max_interval_seconds");
+}
+
+void check(const TimeoutConfig &config) {
+    if (!(config.seconds > 0)) invalid("seconds must be positive");
+    check_finite(config.seconds, "seconds");
 }
 
 // ---------------------------------------------------------------------------
@@ -195,6 +272,16 @@ std::optional<std::string> query(const LoopConfig &config) {
     if (!config.min_interval_ms) return std::nullopt;
     return dump_json(Json{{"min_interval_ms", *config.min_interval_ms}});
 }
+
+// Written by hand: nlohmann would print 1.0 where float8 prints 1.
+std::string query(const RetryConfig &config) {
+    return "{\"max_attempts\":" + std::to_string(config.max_attempts) +
+           ",\"initial_interval_seconds\":" + float8_text(config.initial_interval_seconds) +
+           ",\"backoff_rate\":" + float8_text(config.backoff_rate) +
+           ",\"max_interval_seconds\":" + float8_text(config.max_interval_seconds) + "}";
+}
+
+std::string query(const TimeoutConfig &config) { return "{\"seconds\":" + float8_text(config.seconds) + "}"; }
 
 // ---------------------------------------------------------------------------
 // Reading
@@ -271,6 +358,28 @@ LoopConfig read_loop(const std::optional<std::string> &query) {
     return out;
 }
 
+RetryConfig read_retry(const std::optional<std::string> &query) {
+    const Json config = config_object(query, "RETRY");
+    RetryConfig out;
+    const auto attempts = optional_integer(config, "max_attempts", "RETRY", SqlInt::integer);
+    if (!attempts) invalid("max_attempts in RETRY must be an integer");
+    out.max_attempts = *attempts;
+    if (auto v = optional_number(config, "initial_interval_seconds", "RETRY")) out.initial_interval_seconds = *v;
+    if (auto v = optional_number(config, "backoff_rate", "RETRY")) out.backoff_rate = *v;
+    if (auto v = optional_number(config, "max_interval_seconds", "RETRY")) out.max_interval_seconds = *v;
+    check(out);
+    return out;
+}
+
+TimeoutConfig read_timeout(const std::optional<std::string> &query) {
+    const Json config = config_object(query, "TIMEOUT");
+    const auto seconds = optional_number(config, "seconds", "TIMEOUT");
+    if (!seconds) invalid("seconds in TIMEOUT must be a number");
+    TimeoutConfig out{*seconds};
+    check(out);
+    return out;
+}
+
 std::optional<std::string> config_problem(const std::string &node_type, const std::optional<std::string> &query) {
     try {
         if (node_type == "SLEEP") read_sleep(query);
@@ -279,6 +388,8 @@ std::optional<std::string> config_problem(const std::string &node_type, const st
         else if (node_type == "HTTP") read_http(query);
         else if (node_type == "BREAK") read_break(query);
         else if (node_type == "LOOP") read_loop(query);
+        else if (node_type == "RETRY") read_retry(query);
+        else if (node_type == "TIMEOUT") read_timeout(query);
     } catch (const UserError &e) {
         return std::string(e.what());
     }

@@ -85,6 +85,37 @@ struct LoopConfig {
     std::optional<std::int64_t> min_interval_ms;
 };
 
+// RETRY, {"max_attempts":N,"initial_interval_seconds":x,"backoff_rate":x,"max_interval_seconds":x}
+// (df.retry(fut, max_attempts int, initial_interval_seconds float8 DEFAULT 1,
+// backoff_rate float8 DEFAULT 2, max_interval_seconds float8 DEFAULT 60), SPEC §19.3).
+struct RetryConfig {
+    std::int64_t max_attempts = 0;
+    double initial_interval_seconds = 1;
+    double backoff_rate = 2;
+    double max_interval_seconds = 60;
+};
+
+// TIMEOUT, {"seconds":x} (df.timeout(fut, seconds float8), SPEC §19.3).
+struct TimeoutConfig {
+    double seconds = 0;
+};
+
+// A float8 as PostgreSQL's float8out prints it (extra_float_digits = 1, the
+// default): the shortest text that reads back exactly, fixed notation for
+// decimal exponents -4..14, else "1e+15" / "1.5e-05"; "NaN", "Infinity",
+// "-Infinity". SPEC §19.3 writes RETRY and TIMEOUT numbers this way in graph
+// JSON, error texts and explain.
+std::string float8_text(double value);
+
+// The wait before attempt `next_attempt` (2 = after the first failure):
+// min(initial × rate^(next_attempt-2), max) seconds, bounded to [0, kMaxDelay]
+// so it can be added to a clock reading. Never overflows, whatever the config.
+std::chrono::microseconds retry_interval(const RetryConfig &config, std::int64_t next_attempt);
+
+// `seconds` (finite, positive) as a delay bounded to kMaxDelay, rounded up to
+// whole microseconds.
+std::chrono::microseconds bounded_delay_seconds(double seconds);
+
 // ---------------------------------------------------------------------------
 // Checks: the DSL-time errors of SPEC §6, §10.8 and §14, in their order.
 // Each throws durable::UserError with the SPEC text.
@@ -97,6 +128,11 @@ void check(const ScheduleConfig &config);  // "Invalid cron expression '..': .."
 // part of the config: df.http checks them before, the daemon at run time.
 void check(const HttpConfig &config);
 void check(const LoopConfig &config);      // "min_interval_ms must be non-negative"
+// "max_attempts must be between 1 and 1000", "initial_interval_seconds must be
+// non-negative", "backoff_rate must be at least 1", "max_interval_seconds must
+// be non-negative" (NaN fails each); an infinite value: "<name> must be finite".
+void check(const RetryConfig &config);
+void check(const TimeoutConfig &config);   // "seconds must be positive"; "seconds must be finite"
 
 // ---------------------------------------------------------------------------
 // Query text, as the DSL writes it (SPEC §8)
@@ -108,6 +144,8 @@ std::string query(const HttpConfig &config);
 std::string query(const BreakConfig &config);
 // nullopt when no interval is given: the LOOP then has no query.
 std::optional<std::string> query(const LoopConfig &config);
+std::string query(const RetryConfig &config);
+std::string query(const TimeoutConfig &config);
 
 // ---------------------------------------------------------------------------
 // Reading a node's query: shape, then check(). Throw UserError.
@@ -118,9 +156,13 @@ ScheduleConfig read_schedule(const std::optional<std::string> &query);
 HttpConfig read_http(const std::optional<std::string> &query);
 BreakConfig read_break(const std::optional<std::string> &query);
 LoopConfig read_loop(const std::optional<std::string> &query);
+// max_attempts required (an integer); the intervals and rate optional numbers.
+RetryConfig read_retry(const std::optional<std::string> &query);
+// seconds required (a number).
+TimeoutConfig read_timeout(const std::optional<std::string> &query);
 
 // The problem with the config of a node of type `node_type`, or nullopt when
-// it is fine or the type has no leaf config (SQL, THEN, IF, JOIN, RACE).
+// it is fine or the type has no config of its own (SQL, THEN, IF, JOIN, RACE).
 std::optional<std::string> config_problem(const std::string &node_type, const std::optional<std::string> &query);
 
 }  // namespace durable::leaf

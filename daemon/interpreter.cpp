@@ -85,6 +85,8 @@ public:
     Task *parent() const { return parent_; }
     bool done() const { return done_; }
     NodeIndex index() const { return node_; }
+    // The attempt a RETRY is on (mirrored to df.nodes.attempts); none for others.
+    virtual std::optional<std::int64_t> attempts() const { return std::nullopt; }
 
 protected:
     friend class InstanceRun;
@@ -692,6 +694,192 @@ private:
     Task *condition_ = nullptr;
 };
 
+// RETRY (SPEC §19.3): runs its child up to max_attempts times, each attempt
+// in a fresh child scope (generation = attempt number) with a fresh copy of
+// the named results, waiting a durable backoff timer between attempts.
+//
+// Its checkpoint is one df._activations row at (stamp, RETRY id), rewritten
+// as it goes: {"attempt":k,"waiting":true} with wake_at = the backoff's due
+// time when attempt k-1 failed, then {"attempt":k} when attempt k starts.
+// On replay the RETRY resumes at the recorded attempt (earlier attempts are
+// over and need no replay) and keeps a waiting backoff's due time.
+class RetryTask : public Task {
+public:
+    using Task::Task;
+    void start() override {
+        config_ = leaf::read_retry(node().query);
+        if (const Record *checkpoint = run_.recorded(stamp_, id())) restore(*checkpoint);
+        if (waiting_ && wake_) {
+            wait_backoff();
+            return;
+        }
+        begin_attempt();
+    }
+    void child_done(Task &child, const Outcome &outcome) override {
+        retire(child);
+        if (outcome.kind != Outcome::Kind::Failed) {
+            // Success (or a break passing through to its loop): the
+            // attempt's named results flow back to the parent.
+            for (const auto &[name, value] : *attempt_results_) (*results_)[name] = value;
+            finish(outcome);
+            return;
+        }
+        if (attempt_ >= config_.max_attempts) {
+            finish(Outcome::failed("Failed after " + std::to_string(attempt_) + " attempts: " + outcome.value,
+                                   outcome.origin));
+            return;
+        }
+        ++attempt_;
+        const TimePoint due =
+            run_.now_ + std::chrono::duration_cast<TimePoint::duration>(leaf::retry_interval(config_, attempt_));
+        wake_ = due;
+        waiting_ = true;
+        checkpoint(due);
+        wait_backoff();
+    }
+    void timer_due() override {
+        if (!waiting_) return;
+        run_.unregister_leaf(*this);
+        waiting_ = false;
+        wake_.reset();
+        checkpoint(std::nullopt);
+        begin_attempt();
+    }
+    std::optional<std::int64_t> attempts() const override { return attempt_; }
+
+protected:
+    void cancel_self(const std::string &error) override {
+        if (waiting_) run_.unregister_leaf(*this);
+        waiting_ = false;
+        Task::cancel_self(error);
+    }
+
+private:
+    void restore(const Record &checkpoint) {
+        if (!checkpoint.result) return;
+        const auto parsed = ordered_json::parse(*checkpoint.result, nullptr, false);
+        if (!parsed.is_object() || !parsed.contains("attempt") || !parsed["attempt"].is_number_integer()) return;
+        attempt_ = std::clamp<std::int64_t>(parsed["attempt"].get<std::int64_t>(), 1, config_.max_attempts);
+        waiting_ = parsed.value("waiting", false) && checkpoint.wake_at.has_value();
+        if (waiting_) wake_ = checkpoint.wake_at;
+    }
+    // Writes the checkpoint: the attempt about to run, and while waiting for
+    // it the backoff's due time. A write with a start replaces the row's
+    // wake_at (store_engine's upsert), so starting the attempt clears it.
+    void checkpoint(std::optional<TimePoint> due) {
+        ActivationWrite write;
+        write.stamp = stamp_;
+        write.node_id = id();
+        write.status = "running";
+        write.started_at = run_.now_;
+        write.wake_at = due;
+        ordered_json state{{"attempt", attempt_}};
+        if (due) state["waiting"] = true;
+        write.result = state.dump();
+        run_.effects_.activations.push_back(std::move(write));
+    }
+    void wait_backoff() {
+        run_.register_leaf(*this, stamp_);
+        run_.effects_.timers.push_back({stamp_, id(), *wake_});
+        run_.mirror(*this, "running", std::nullopt, std::nullopt);
+    }
+    void begin_attempt() {
+        run_.mirror(*this, "running", std::nullopt, std::nullopt);
+        attempt_results_ = std::make_shared<Results>(*results_);
+        const NodeIndex child = *node().left;
+        spawn(child, child_stamp(stamp_, run_.graph_[child].id, attempt_), attempt_results_);
+    }
+
+    leaf::RetryConfig config_;
+    std::int64_t attempt_ = 1;
+    bool waiting_ = false;
+    std::optional<TimePoint> wake_;
+    ResultsPtr attempt_results_;
+};
+
+// TIMEOUT (SPEC §19.3): runs its child in its own scope; a durable due time
+// recorded when it starts (df._activations row at (stamp, TIMEOUT id), kept
+// across restarts) interrupts the child as a RACE loser is interrupted and
+// fails the node. The decision is recorded on the same row: completed
+// {"timed_out":false} when the child ended first, failed {"timed_out":true}
+// when the time ran out, so a replay repeats it.
+class TimeoutTask : public Task {
+public:
+    using Task::Task;
+    void start() override {
+        seconds_ = leaf::read_timeout(node().query).seconds;
+        const Record *rec = run_.recorded(stamp_, id());
+        if (rec != nullptr && rec->status == "failed") {  // timed out before a restart
+            finish(Outcome::failed(rec->error.value_or(message()), id()));
+            return;
+        }
+        const bool decided = rec != nullptr && rec->status == "completed";
+        if (!decided) {
+            if (rec != nullptr && rec->wake_at) {
+                wake_ = *rec->wake_at;
+            } else {
+                wake_ = run_.now_ + std::chrono::duration_cast<TimePoint::duration>(
+                                        leaf::bounded_delay_seconds(seconds_));
+                record("running", std::nullopt, std::nullopt);
+            }
+            waiting_ = true;
+            run_.register_leaf(*this, stamp_);
+            run_.effects_.timers.push_back({stamp_, id(), *wake_});
+        }
+        child_ = &spawn(*node().left, stamp_, results_);
+    }
+    void child_done(Task &child, const Outcome &outcome) override {
+        (void)child;
+        if (waiting_) {
+            run_.unregister_leaf(*this);
+            waiting_ = false;
+            record("completed", std::string("{\"timed_out\":false}"), std::nullopt);
+        }
+        child_ = nullptr;
+        finish(outcome);
+    }
+    void timer_due() override {
+        if (!waiting_ || done_) return;
+        run_.unregister_leaf(*this);
+        waiting_ = false;
+        const std::string error = message();
+        record("failed", std::string("{\"timed_out\":true}"), error);
+        if (child_ != nullptr) child_->cancel(error);
+        child_ = nullptr;
+        finish(Outcome::failed(error, id()));
+    }
+
+protected:
+    void cancel_self(const std::string &error) override {
+        if (waiting_) run_.unregister_leaf(*this);
+        waiting_ = false;
+        Task::cancel_self(error);
+    }
+
+private:
+    std::string message() const { return "Timed out after " + leaf::float8_text(seconds_) + "s"; }
+    void record(const std::string &status, std::optional<std::string> result, std::optional<std::string> error) {
+        ActivationWrite write;
+        write.stamp = stamp_;
+        write.node_id = id();
+        write.status = status;
+        write.result = std::move(result);
+        write.error = std::move(error);
+        if (status == "running") {
+            write.started_at = run_.now_;
+            write.wake_at = wake_;
+        } else {
+            write.completed_at = run_.now_;
+        }
+        run_.effects_.activations.push_back(std::move(write));
+    }
+
+    double seconds_ = 0;
+    bool waiting_ = false;
+    std::optional<TimePoint> wake_;
+    Task *child_ = nullptr;
+};
+
 // ---------------------------------------------------------------------------
 // InstanceRun
 
@@ -715,6 +903,9 @@ std::unique_ptr<Task> InstanceRun::make_task(NodeIndex node, Task *parent, std::
         return std::make_unique<TimerTask>(*this, node, parent, std::move(stamp), std::move(results));
     if (type == "SIGNAL") return std::make_unique<SignalTask>(*this, node, parent, std::move(stamp), std::move(results));
     if (type == "HTTP") return std::make_unique<HttpTask>(*this, node, parent, std::move(stamp), std::move(results));
+    if (type == "RETRY") return std::make_unique<RetryTask>(*this, node, parent, std::move(stamp), std::move(results));
+    if (type == "TIMEOUT")
+        return std::make_unique<TimeoutTask>(*this, node, parent, std::move(stamp), std::move(results));
     throw std::logic_error("unknown node type " + type);
 }
 
@@ -832,7 +1023,7 @@ void InstanceRun::mirror(const Task &task, const std::string &status, std::optio
     pending_mirrors_.erase(std::remove_if(pending_mirrors_.begin(), pending_mirrors_.end(),
                                           [&](const NodeMirror &m) { return m.node_id == task.id(); }),
                            pending_mirrors_.end());
-    pending_mirrors_.push_back({task.stamp_, task.id(), status, std::move(result), std::move(error)});
+    pending_mirrors_.push_back({task.stamp_, task.id(), status, std::move(result), std::move(error), task.attempts()});
 }
 
 // True when the leaf's success completes every ancestor up to the root with

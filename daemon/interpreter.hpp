@@ -87,6 +87,7 @@ struct NodeMirror {
     std::string status;
     std::optional<std::string> result;
     std::optional<std::string> error;
+    std::optional<std::int64_t> attempts;  // a RETRY's attempt number (df.nodes.attempts); none keeps the row's
 };
 
 // The instance row: terminal status or a new root-loop execution.
@@ -211,6 +212,8 @@ private:
     friend class RaceTask;
     friend class LoopTask;
     friend class BreakTask;
+    friend class RetryTask;
+    friend class TimeoutTask;
 
     struct Done {
         Task *task;

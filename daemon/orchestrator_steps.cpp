@@ -34,6 +34,7 @@ std::optional<std::string> finish_argument(const StepRun &step) {
         nlohmann::ordered_json item{{"node_id", m.node_id}, {"stamp", m.stamp}, {"status", m.status}};
         item["result"] = m.result ? nlohmann::ordered_json(*m.result) : nlohmann::ordered_json();
         item["error"] = m.error ? nlohmann::ordered_json(*m.error) : nlohmann::ordered_json();
+        if (m.attempts) item["attempts"] = *m.attempts;
         mirrors.push_back(std::move(item));
     }
     if (!mirrors.empty()) finish["mirrors"] = std::move(mirrors);

@@ -26,7 +26,8 @@ Effects record_of(const durable::engine::StepRun &step, const Outcome &outcome, 
     record.mirrors = step.mirrors;  // facts from before the step, whatever its outcome
     if (completed && step.completes_instance) {
         for (const auto &node : step.completes_nodes)
-            record.mirrors.push_back({step.stamp, node, durable::protocol::kCompleted, outcome.value, std::nullopt});
+            record.mirrors.push_back(
+                {step.stamp, node, durable::protocol::kCompleted, outcome.value, std::nullopt, std::nullopt});
         record.instance.emplace();
         record.instance->status = durable::protocol::kCompleted;
     }

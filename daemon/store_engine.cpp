@@ -58,7 +58,9 @@ const std::string kMirrorLeaf =
     "WHERE n.instance_id = $1 AND n.id = $2 AND n.node_type IN ('SQL', 'HTTP', 'SLEEP', 'WAIT_SCHEDULE', 'SIGNAL')";
 
 // A compound node's status mirror.
-const char *const kMirrorNode = "SELECT df._set_node_state($1, $2, $3, $4, $5::json, $6)";
+// A RETRY's carries its attempt number (NULL keeps the row's attempts).
+const char *const kMirrorNode =
+    "SELECT df._set_node_state($1, $2, $3, $4, $5::json, $6, NULL, NULL, NULL, $7::int)";
 
 void upsert_activation(pqxx::work &tx, const std::string &instance_id, std::int64_t execution,
                        const ActivationWrite &w) {
@@ -250,8 +252,12 @@ bool apply_effects(pqxx::connection &conn, const std::string &instance_id, std::
     if (effects.instance && effects.instance->execution)
         record_continued_execution(tx, instance_id, current_execution - 1, effects.instance->continued_output);
     for (const auto &trim : effects.trims) trim_history(tx, instance_id, trim);
-    for (const auto &m : effects.mirrors)
-        tx.exec_params(kMirrorNode, instance_id, m.node_id, m.stamp, m.status, opt(m.result), opt(m.error));
+    for (const auto &m : effects.mirrors) {
+        std::optional<std::string> attempts;
+        if (m.attempts) attempts = std::to_string(*m.attempts);
+        tx.exec_params(kMirrorNode, instance_id, m.node_id, m.stamp, m.status, opt(m.result), opt(m.error),
+                       opt(attempts));
+    }
     if (effects.instance) {
         const auto &iw = *effects.instance;
         if (iw.status == "completed") {

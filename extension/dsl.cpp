@@ -33,6 +33,8 @@ PG_FUNCTION_INFO_V1(df_http);
 PG_FUNCTION_INFO_V1(df_wait_for_signal);
 PG_FUNCTION_INFO_V1(df_if_else_op);
 PG_FUNCTION_INFO_V1(df_loop_prefix_op);
+PG_FUNCTION_INFO_V1(df_retry);
+PG_FUNCTION_INFO_V1(df_timeout);
 }
 
 namespace {
@@ -214,4 +216,32 @@ Datum df_if_else_op(PG_FUNCTION_ARGS) {
 Datum df_loop_prefix_op(PG_FUNCTION_ARGS) {
     const char *body = step_arg(fcinfo, 0);
     return pgd::text_result([&] { return durable::dsl::loop(body, std::nullopt, std::nullopt); });
+}
+
+// df.retry(fut text, max_attempts int, initial_interval_seconds float8 DEFAULT 1,
+//          backoff_rate float8 DEFAULT 2, max_interval_seconds float8 DEFAULT 60)
+// (SPEC §19.3). Not STRICT: a NULL fut or max_attempts is an error, an
+// explicit NULL for an optional argument means its default.
+Datum df_retry(PG_FUNCTION_ARGS) {
+    const char *fut = required_text_arg(fcinfo, 0, "df.retry: fut cannot be NULL");
+    pgd_check_composer_input(fut);
+    if (PG_ARGISNULL(1))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("df.retry: max_attempts cannot be NULL")));
+    const int32 max_attempts = PG_GETARG_INT32(1);
+    const double initial = PG_ARGISNULL(2) ? 1.0 : PG_GETARG_FLOAT8(2);
+    const double rate = PG_ARGISNULL(3) ? 2.0 : PG_GETARG_FLOAT8(3);
+    const double max_interval = PG_ARGISNULL(4) ? 60.0 : PG_GETARG_FLOAT8(4);
+    return pgd::text_result([&] { return durable::dsl::retry(fut, max_attempts, initial, rate, max_interval); });
+}
+
+// df.timeout(fut text, seconds float8) (SPEC §19.3). STRICT in SQL, as SPEC §1
+// makes every function without optional arguments; the NULL checks keep a
+// direct call safe all the same.
+Datum df_timeout(PG_FUNCTION_ARGS) {
+    const char *fut = required_text_arg(fcinfo, 0, "df.timeout: fut cannot be NULL");
+    pgd_check_composer_input(fut);
+    if (PG_ARGISNULL(1))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("df.timeout: seconds cannot be NULL")));
+    const double seconds = PG_GETARG_FLOAT8(1);
+    return pgd::text_result([&] { return durable::dsl::timeout(fut, seconds); });
 }

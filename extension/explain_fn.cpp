@@ -18,6 +18,7 @@ extern "C" {
 #include "utils/resowner.h"
 }
 
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <string>
@@ -49,7 +50,7 @@ struct InstanceRow {
 };
 
 // The instance's nodes (df.instance_nodes, status = inferred) as parallel columns.
-enum NodeColumn { kId, kNodeType, kQuery, kResultName, kLeftNode, kRightNode, kStatus, kResult, kNodeColumns };
+enum NodeColumn { kId, kNodeType, kQuery, kResultName, kLeftNode, kRightNode, kStatus, kResult, kAttempts, kNodeColumns };
 
 struct NodeRows {
     int count;
@@ -88,8 +89,8 @@ void fetch_instance(const char *instance_id, InstanceRow *instance, NodeRows *no
         // Markers follow the inferred status of df.instance_nodes (SPEC §15.5):
         // untaken IF arms, RACE losers, the right of a failed THEN and what a
         // terminal instance never ran show as skipped.
-        run_select("SELECT node_id, node_type, query, result_name, left_node, right_node, inferred_status, result "
-                   "FROM df.instance_nodes($1)",
+        run_select("SELECT node_id, node_type, query, result_name, left_node, right_node, inferred_status, result, "
+                   "       attempts FROM df.instance_nodes($1)",
                    instance_id);
         const int count = static_cast<int>(SPI_processed);
         nodes->count = count;
@@ -168,6 +169,7 @@ std::optional<std::string> column_value(const NodeRows &rows, NodeColumn column,
 std::string instance_text(const char *instance_id, const InstanceRow &instance, const NodeRows &rows) {
     std::vector<durable::StoredNode> stored;
     std::map<std::string, std::string> status_by_id;
+    std::map<std::string, long long> retry_attempts;  // RETRY id -> its attempt (SPEC §19.3)
     std::optional<std::string> root_result;
     const std::string root_id = instance.root_node;
     for (int row = 0; row < rows.count; ++row) {
@@ -179,13 +181,18 @@ std::string instance_text(const char *instance_id, const InstanceRow &instance, 
         node.left_node = column_value(rows, kLeftNode, row);
         node.right_node = column_value(rows, kRightNode, row);
         status_by_id[node.id] = rows.columns[kStatus][row];
+        if (node.node_type == "RETRY" && rows.columns[kAttempts][row] != nullptr)
+            retry_attempts[node.id] = std::atoll(rows.columns[kAttempts][row]);
         if (node.id == root_id) root_result = column_value(rows, kResult, row);
         stored.push_back(std::move(node));
     }
     const durable::Graph graph = durable::load_stored(root_id, stored);
-    const std::string tree = ex::render_tree(graph, [&](durable::NodeIndex index) {
-        return ex::marker_for_status(status_by_id.at(graph[index].id));
-    });
+    const std::string tree = ex::render_tree(
+        graph, [&](durable::NodeIndex index) { return ex::marker_for_status(status_by_id.at(graph[index].id)); },
+        [&](durable::NodeIndex index) {
+            const auto it = retry_attempts.find(graph[index].id);
+            return it == retry_attempts.end() ? std::string() : ex::attempt_note(it->second);
+        });
 
     ex::InstanceSummary summary;
     summary.id = instance_id;

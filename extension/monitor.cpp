@@ -178,12 +178,13 @@ Datum df__monitor(PG_FUNCTION_ARGS) {
                                      "  FROM df.nodes n WHERE n.instance_id = $1",
                                      1, types),
                       values);
-        // Loop checkpoints and RACE decisions (the scope bookkeeping rows).
+        // Loop and RETRY checkpoints, RACE and TIMEOUT decisions (the scope
+        // bookkeeping rows).
         records = fetch(cxt,
                         pgd::keep_plan(&records_plan,
                                        "SELECT a.stamp, a.node_id, a.result FROM df._activations a"
                                        "  JOIN df.nodes n ON n.instance_id = a.instance_id AND n.id = a.node_id"
-                                       " WHERE a.instance_id = $1 AND n.node_type IN ('LOOP', 'RACE')",
+                                       " WHERE a.instance_id = $1 AND n.node_type IN ('LOOP', 'RACE', 'RETRY', 'TIMEOUT')",
                                        1, types),
                         values);
     } else if (strcmp(kind, "executions") == 0) {

@@ -664,9 +664,10 @@ void apply_finish(const Activation &act, const char *result) {
 void apply_mirrors(const Activation &act) {
     Oid mirror_types[2] = {TEXTOID, JSONBOID};
     SPIPlanPtr mirrors = pgd::keep_plan(&mirror_plan,
-        "SELECT df._set_node_state($1, m.node_id, m.stamp, m.status, m.result::json, m.error)"
+        "SELECT df._set_node_state($1, m.node_id, m.stamp, m.status, m.result::json, m.error,"
+        "                          NULL, NULL, NULL, m.attempts)"
         "  FROM jsonb_to_recordset(COALESCE($2 -> 'mirrors', '[]'::jsonb))"
-        "       AS m(node_id text, stamp text, status text, result text, error text)",
+        "       AS m(node_id text, stamp text, status text, result text, error text, attempts int)",
         2, mirror_types);
     Datum mirror_values[2] = {CStringGetTextDatum(act.instance_id), act.finish};
     pgd::expect_spi(SPI_execute_plan(mirrors, mirror_values, nullptr, false, 0), SPI_OK_SELECT,

@@ -91,7 +91,8 @@ CREATE TABLE df.nodes (
     CONSTRAINT nodes_status_valid
         CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled')),
     CONSTRAINT nodes_type_valid CHECK (node_type IN
-        ('SQL', 'THEN', 'IF', 'JOIN', 'LOOP', 'BREAK', 'RACE', 'SLEEP', 'WAIT_SCHEDULE', 'HTTP', 'SIGNAL')),
+        ('SQL', 'THEN', 'IF', 'JOIN', 'LOOP', 'BREAK', 'RACE', 'SLEEP', 'WAIT_SCHEDULE', 'HTTP', 'SIGNAL',
+         'RETRY', 'TIMEOUT')),
     CONSTRAINT nodes_result_name_valid CHECK (result_name ~ '^[A-Za-z_][A-Za-z0-9_]*$')
 );
 

@@ -35,6 +35,15 @@ CREATE FUNCTION df.http(url text, method text DEFAULT 'POST', body text DEFAULT 
 CREATE FUNCTION df.wait_for_signal(name text, timeout_seconds int DEFAULT NULL) RETURNS text
     LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'df_wait_for_signal';
 
+-- Retry and timeout wrappers (SPEC §19.3). df.retry has optional arguments,
+-- so it is not STRICT and raises on a NULL fut or max_attempts; df.timeout
+-- has none and is STRICT.
+CREATE FUNCTION df.retry(fut text, max_attempts int, initial_interval_seconds float8 DEFAULT 1,
+                         backoff_rate float8 DEFAULT 2, max_interval_seconds float8 DEFAULT 60) RETURNS text
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'df_retry';
+CREATE FUNCTION df.timeout(fut text, seconds float8) RETURNS text
+    LANGUAGE C VOLATILE STRICT AS 'MODULE_PATHNAME', 'df_timeout';
+
 -- Operator helpers (SPEC §6, §7).
 CREATE FUNCTION df.as_op(fut text, name text) RETURNS text
     LANGUAGE C VOLATILE STRICT AS 'MODULE_PATHNAME', 'df_as';

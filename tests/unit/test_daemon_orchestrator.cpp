@@ -374,7 +374,7 @@ TEST_CASE("decide_step_outcome", "[orchestrator]") {
 
     // Compound nodes' mirrors that rode with a step the daemon records itself
     // are written with the record, whatever the step's outcome.
-    step.mirrors.push_back({"0", "0000000b", "completed", std::string("1"), std::nullopt});
+    step.mirrors.push_back({"0", "0000000b", "completed", std::string("1"), std::nullopt, std::nullopt});
     const auto failed_elsewhere = decide_step_outcome(step, with_kind(Kind::interrupted, "x"), kMaxInterruptedAttempts, now);
     REQUIRE(failed_elsewhere.record.mirrors.size() == 1);
     CHECK(failed_elsewhere.record.mirrors[0].node_id == "0000000b");

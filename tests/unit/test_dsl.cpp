@@ -44,7 +44,7 @@ TEST_CASE("step arguments are auto-wrapped: graphs kept, text becomes SQL", "[ds
     CHECK(dsl::seq("SELECT 1", "SELECT 2") == dsl::seq(kSql1, R"({ "query": "SELECT 2", "node_type": "SQL" })"));
     CHECK_THROWS_WITH(dsl::seq("SELECT 1", R"({"node_type":"X"})"),
                       "Invalid durable function: Unknown node_type 'X'. Valid types: SQL, THEN, IF, JOIN, LOOP, "
-                      "BREAK, RACE, SLEEP, WAIT_SCHEDULE, HTTP, SIGNAL");
+                      "BREAK, RACE, SLEEP, WAIT_SCHEDULE, HTTP, SIGNAL, RETRY, TIMEOUT");
     CHECK_THROWS_WITH(dsl::race(R"({"node_type":"THEN","left_node":1})", "SELECT 1"),
                       "Invalid durable function graph: root: Durofut children must be JSON objects");
 }

@@ -357,7 +357,7 @@ TEST_CASE("dry runs return, not raise, what is wrong", "[explain]") {
     CHECK_THAT(dry_run("OK"), Catch::StartsWith("Failed to parse Durofut JSON: parse error"));
     CHECK(dry_run(R"({"node_type":"NOPE"})") ==
           "Invalid durable function graph: root: Unknown node_type 'NOPE'. Valid types: SQL, THEN, IF, JOIN, LOOP, "
-          "BREAK, RACE, SLEEP, WAIT_SCHEDULE, HTTP, SIGNAL");
+          "BREAK, RACE, SLEEP, WAIT_SCHEDULE, HTTP, SIGNAL, RETRY, TIMEOUT");
     CHECK(dry_run(R"({"node_type":"THEN","left_node":{"node_type":"SQL","query":"a"},"right_node":3})") ==
           "Invalid durable function graph: root: Durofut children must be JSON objects");
     std::string deep = dsl::sql("SELECT 0");

@@ -25,7 +25,7 @@ using durable::UserError;
 namespace {
 
 const std::string kValidTypes =
-    "Valid types: SQL, THEN, IF, JOIN, LOOP, BREAK, RACE, SLEEP, WAIT_SCHEDULE, HTTP, SIGNAL";
+    "Valid types: SQL, THEN, IF, JOIN, LOOP, BREAK, RACE, SLEEP, WAIT_SCHEDULE, HTTP, SIGNAL, RETRY, TIMEOUT";
 
 std::string sql(const std::string &query) { return R"({"node_type":"SQL","query":")" + query + R"("})"; }
 

@@ -263,3 +263,42 @@ TEST_CASE("a LOOP runs its condition once the body completed; a decided RACE ski
     CHECK(show(out.at("cond")) == "skipped<r");
     CHECK(show(out.at("s")) == "running");
 }
+
+TEST_CASE("RETRY attempts are generations of its child scope; TIMEOUT decides on expiry", "[inference][retry]") {
+    const std::string retry_config = R"({"max_attempts":3,"initial_interval_seconds":1,"backoff_rate":2,"max_interval_seconds":60})";
+    const auto nodes_with = [&](const std::string &child_status, const std::string &child_stamp) {
+        return std::vector<NodeRow>{node("R", "RETRY", "running", "i::1", "s", std::nullopt, retry_config),
+                                    node("s", "SQL", child_status, child_stamp)};
+    };
+    // Attempt 1 failed, the checkpoint waits for attempt 2: the failed row is
+    // of a superseded generation, pending again; the RETRY still runs.
+    auto out = infer_statuses({"i", "running", "R", 1}, nodes_with("failed", "i::1::s::1"),
+                              {{"i::1", "R", std::string(R"({"attempt":2,"waiting":true})")}});
+    CHECK(show(out.at("s")) == "pending<R");
+    CHECK(show(out.at("R")) == "running");
+    // Attempt 2 began: its step runs (its own row commits only when it ends).
+    out = infer_statuses({"i", "running", "R", 1}, nodes_with("failed", "i::1::s::1"),
+                         {{"i::1", "R", std::string(R"({"attempt":2})")}});
+    CHECK(show(out.at("s")) == "running");
+    // A failure before the checkpoint is written does not decide the RETRY...
+    out = infer_statuses({"i", "running", "R", 1}, nodes_with("failed", "i::1::s::1"), {});
+    CHECK(show(out.at("R")) == "running");
+    // ...unless it was the last attempt.
+    out = infer_statuses({"i", "running", "R", 1}, nodes_with("failed", "i::1::s::3"),
+                         {{"i::1", "R", std::string(R"({"attempt":3})")}});
+    CHECK(show(out.at("R")) == "failed");
+    // Success decides at once.
+    out = infer_statuses({"i", "running", "R", 1}, nodes_with("completed", "i::1::s::2"),
+                         {{"i::1", "R", std::string(R"({"attempt":2})")}});
+    CHECK(show(out.at("R")) == "completed");
+
+    // TIMEOUT: the child runs in the TIMEOUT's scope; a recorded expiry fails it.
+    const std::vector<NodeRow> timed = {node("T", "TIMEOUT", "running", "i::1", "s", std::nullopt, R"({"seconds":5})"),
+                                        node("s", "SQL", "cancelled", "i::1")};
+    out = infer_statuses({"i", "running", "T", 1}, timed, {{"i::1", "T", std::string(R"({"timed_out":true})")}});
+    CHECK(show(out.at("T")) == "failed");
+    const std::vector<NodeRow> live = {node("T", "TIMEOUT", "running", "i::1", "s", std::nullopt, R"({"seconds":5})"),
+                                       node("s", "SQL", "pending")};
+    out = infer_statuses({"i", "running", "T", 1}, live, {});
+    CHECK(show(out.at("s")) == "running");
+}

@@ -517,3 +517,258 @@ TEST_CASE("the loop guard fails the 100000th iteration", "[interpreter]") {
     CHECK(d.instance_writes.back().error ==
           "Loop exceeded maximum iteration count of 100000. Use df.break() to exit the loop or restructure the workflow.");
 }
+
+// ---------------------------------------------------------------------------
+// RETRY and TIMEOUT (SPEC §19.3)
+
+namespace {
+
+// A SQL function that fails `failures` times, then succeeds.
+std::function<Outcome(const std::string &)> failing(int failures, int &calls) {
+    return [failures, &calls](const std::string &q) {
+        if (++calls <= failures) return Outcome::failed("SQL execution failed: attempt " + std::to_string(calls), "");
+        return Outcome::completed(rows("[{\"q\":\"" + q + "\"}]"));
+    };
+}
+
+// Fires the earliest timer without running the steps it starts (they hang).
+void fire_only(Driver &d) {
+    REQUIRE_FALSE(d.timers.empty());
+    auto it = std::min_element(d.timers.begin(), d.timers.end(),
+                               [](const TimerArm &a, const TimerArm &b) { return a.wake_at < b.wake_at; });
+    const TimerArm t = *it;
+    d.timers.erase(it);
+    if (d.now < t.wake_at) d.now = t.wake_at;
+    d.absorb(d.run.on_timer(t.stamp, t.node_id, d.now));
+}
+
+std::vector<ActivationWrite> writes_of(const Driver &d, const std::string &node_id) {
+    std::vector<ActivationWrite> out;
+    for (const auto &w : d.writes)
+        if (w.node_id == node_id) out.push_back(w);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("RETRY: a step that fails twice succeeds on the third attempt, each in a fresh scope", "[interpreter][retry]") {
+    int calls = 0;
+    Driver d(dsl::seq(dsl::as(dsl::retry("SELECT flaky", 3, 1, 2, 60), "r"), "SELECT $r.q?"));
+    d.sql = failing(2, calls);
+    const std::string retry = id_of(d.run.graph(), "RETRY");
+    const std::string step = id_of(d.run.graph(), "SELECT flaky");
+    const TimePoint t0 = d.now;
+    d.absorb(d.run.start(d.now));
+    REQUIRE(d.pending.size() == 1);
+    CHECK(d.pending[0].stamp == "abcd0001::1::" + step + "::1");
+    d.run_steps();
+    // Attempt 1 failed: a durable backoff of 1 s, recorded before the timer is armed.
+    REQUIRE(d.timers.size() == 1);
+    CHECK(d.timers[0].wake_at == t0 + 1s);
+    auto checkpoints = writes_of(d, retry);
+    REQUIRE(checkpoints.size() == 1);
+    CHECK(checkpoints[0].stamp == "abcd0001::1");
+    CHECK(checkpoints[0].result == std::optional<std::string>(R"({"attempt":2,"waiting":true})"));
+    CHECK(checkpoints[0].wake_at == t0 + 1s);
+    CHECK(d.final_status().empty());
+
+    d.fire_next_timer();  // attempt 2 at +1 s fails; backoff 2 s
+    REQUIRE(d.timers.size() == 1);
+    CHECK(d.timers[0].wake_at == t0 + 3s);
+    d.fire_next_timer();  // attempt 3 at +3 s succeeds
+    CHECK(calls == 4);    // three attempts, then the step after the RETRY
+    checkpoints = writes_of(d, retry);
+    REQUIRE(checkpoints.size() == 4);
+    CHECK(checkpoints[1].result == std::optional<std::string>(R"({"attempt":2})"));
+    CHECK_FALSE(checkpoints[1].wake_at);
+    CHECK(checkpoints[3].result == std::optional<std::string>(R"({"attempt":3})"));
+    // The result of the successful run flows out under the RETRY's name.
+    CHECK(d.executed.back() == "SELECT 'SELECT flaky'");
+    CHECK(d.final_status() == "completed");
+    // df.nodes.attempts of the RETRY: its attempt number rides on its mirrors.
+    std::optional<std::int64_t> attempts;
+    for (const auto &m : d.mirrors)
+        if (m.node_id == retry) attempts = m.attempts;
+    CHECK(attempts == std::optional<std::int64_t>(3));
+}
+
+TEST_CASE("RETRY: after the last failure the node fails with 'Failed after <n> attempts: <last error>'",
+          "[interpreter][retry]") {
+    int calls = 0;
+    Driver d(dsl::retry("SELECT bad", 2, 0, 2, 60));
+    d.sql = failing(100, calls);
+    d.start();
+    d.fire_next_timer();  // a zero interval still goes through the durable timer
+    CHECK(calls == 2);
+    CHECK(d.timers.empty());
+    REQUIRE(d.instance_writes.size() == 1);
+    CHECK(d.instance_writes[0].status == "failed");
+    CHECK(d.instance_writes[0].error == "Failed after 2 attempts: SQL execution failed: attempt 2");
+    CHECK(d.instance_writes[0].error_node == id_of(d.run.graph(), "SELECT bad"));
+}
+
+TEST_CASE("RETRY with max_attempts 1 runs once and never waits", "[interpreter][retry]") {
+    int calls = 0;
+    Driver d(dsl::retry("SELECT bad", 1));
+    d.sql = failing(100, calls);
+    d.start();
+    CHECK(calls == 1);
+    CHECK(d.timers.empty());
+    REQUIRE(d.instance_writes.size() == 1);
+    CHECK(d.instance_writes[0].error == "Failed after 1 attempts: SQL execution failed: attempt 1");
+}
+
+TEST_CASE("RETRY: named results made inside an attempt are reset for the next one", "[interpreter][retry]") {
+    // Attempt 1 names 'a' and then fails; attempt 2 must not see it: its
+    // first step's $a stays untouched, as for any unknown name.
+    int calls = 0;
+    Driver d(dsl::retry(dsl::seq("SELECT pre $a", dsl::seq(dsl::as("SELECT make", "a"), "SELECT check")), 2, 0));
+    d.sql = [&calls](const std::string &q) {
+        if (q == "SELECT check" && ++calls == 1) return Outcome::failed("SQL execution failed: once", "");
+        return Outcome::completed(rows("[{\"x\":1}]"));
+    };
+    d.start();
+    d.fire_next_timer();
+    CHECK(d.executed == std::vector<std::string>{"SELECT pre $a", "SELECT make", "SELECT check", "SELECT pre $a",
+                                                 "SELECT make", "SELECT check"});
+    CHECK(d.final_status() == "completed");
+}
+
+TEST_CASE("RETRY: a restart keeps a waiting backoff's due time and resumes at the recorded attempt",
+          "[interpreter][retry]") {
+    const std::string fut = dsl::retry("SELECT flaky", 5);
+    const Graph g = build(fut);
+    const std::string retry = id_of(g, "RETRY");
+    const std::string step = id_of(g, "SELECT flaky");
+    const TimePoint due = TimePoint{} + 1000000h + 40s;
+    History history;
+    history[{"abcd0001::1", retry}] =
+        Record{"running", std::string(R"({"attempt":3,"waiting":true})"), std::nullopt, std::nullopt, due};
+    history[{"abcd0001::1::" + step + "::2", step}] =
+        Record{"failed", std::nullopt, std::string("SQL execution failed: x"), std::nullopt, std::nullopt};
+    Driver d(fut, history);
+    d.start();
+    REQUIRE(d.timers.size() == 1);
+    CHECK(d.timers[0].wake_at == due);  // kept, not recomputed
+    CHECK(d.executed.empty());
+    CHECK(d.writes.empty());
+    d.fire_next_timer();
+    REQUIRE(d.pending.empty());
+    CHECK(d.executed == std::vector<std::string>{"SELECT flaky"});
+    CHECK(d.final_status() == "completed");
+
+    // Restarted after the attempt began: it runs again in the same scope, nothing rewritten.
+    History running;
+    running[{"abcd0001::1", retry}] = Record{"running", std::string(R"({"attempt":4})"), std::nullopt, std::nullopt,
+                                             std::nullopt};
+    Driver r(fut, running);
+    r.absorb(r.run.start(r.now));
+    REQUIRE(r.pending.size() == 1);
+    CHECK(r.pending[0].stamp == "abcd0001::1::" + step + "::4");
+    CHECK(r.writes.empty());
+    CHECK(r.timers.empty());
+}
+
+TEST_CASE("TIMEOUT: the child finishing first decides; its result is the node's", "[interpreter][retry]") {
+    Driver d(dsl::timeout("SELECT quick", 5));
+    const std::string timeout = id_of(d.run.graph(), "TIMEOUT");
+    const TimePoint t0 = d.now;
+    d.absorb(d.run.start(d.now));
+    REQUIRE(d.timers.size() == 1);
+    CHECK(d.timers[0].wake_at == t0 + 5s);
+    auto records = writes_of(d, timeout);
+    REQUIRE(records.size() == 1);
+    CHECK(records[0].status == "running");
+    CHECK(records[0].wake_at == t0 + 5s);
+    d.run_steps();
+    records = writes_of(d, timeout);
+    REQUIRE(records.size() == 2);
+    CHECK(records[1].status == "completed");
+    CHECK(records[1].result == std::optional<std::string>(R"({"timed_out":false})"));
+    CHECK(d.final_status() == "completed");
+    CHECK(d.root_result() == rows("[{\"q\":\"SELECT quick\"}]"));
+    // The stale timer firing later changes nothing.
+    const auto before = d.writes.size();
+    d.fire_next_timer();
+    CHECK(d.writes.size() == before);
+}
+
+TEST_CASE("TIMEOUT: on expiry the running step is interrupted and the node fails", "[interpreter][retry]") {
+    Driver d(dsl::seq(dsl::timeout(dsl::seq("SELECT slow", "SELECT never"), 0.5), "SELECT after"));
+    const std::string timeout = id_of(d.run.graph(), "TIMEOUT");
+    const std::string slow = id_of(d.run.graph(), "SELECT slow");
+    d.absorb(d.run.start(d.now));
+    REQUIRE(d.pending.size() == 1);
+    const StepRun running = d.pending[0];
+    d.pending.clear();
+    d.fire_next_timer();
+    REQUIRE(d.cancels.size() == 1);
+    CHECK(d.cancels[0] == RecordKey{running.stamp, slow});
+    const auto cancelled = std::find_if(d.writes.begin(), d.writes.end(), [&](const ActivationWrite &w) {
+        return w.node_id == slow && w.status == "cancelled";
+    });
+    REQUIRE(cancelled != d.writes.end());
+    CHECK(cancelled->error == std::optional<std::string>("Timed out after 0.5s"));
+    const auto records = writes_of(d, timeout);
+    REQUIRE(records.size() == 2);
+    CHECK(records[1].status == "failed");
+    CHECK(records[1].error == std::optional<std::string>("Timed out after 0.5s"));
+    REQUIRE(d.instance_writes.size() == 1);
+    CHECK(d.instance_writes[0].error == "Timed out after 0.5s");
+    CHECK(d.instance_writes[0].error_node == timeout);
+    // The interrupted step's late outcome starts nothing.
+    d.absorb(d.run.on_step(running.stamp, running.node_id, Outcome::completed(rows("[]")), d.now));
+    CHECK(d.pending.empty());
+    CHECK(d.executed.empty());
+}
+
+TEST_CASE("TIMEOUT: a restart keeps the due time from the child's start, and a recorded expiry stays",
+          "[interpreter][retry]") {
+    const std::string fut = dsl::timeout("SELECT slow", 60);
+    const std::string timeout = id_of(build(fut), "TIMEOUT");
+    const TimePoint due = TimePoint{} + 1000000h + 10s;
+    History history;
+    history[{"abcd0001::1", timeout}] = Record{"running", std::nullopt, std::nullopt, std::nullopt, due};
+    Driver d(fut, history);
+    d.absorb(d.run.start(d.now));
+    REQUIRE(d.timers.size() == 1);
+    CHECK(d.timers[0].wake_at == due);
+    CHECK(d.writes.empty());
+    CHECK(d.pending.size() == 1);  // the interrupted step runs again
+
+    History expired;
+    expired[{"abcd0001::1", timeout}] = Record{"failed", std::string(R"({"timed_out":true})"),
+                                               std::string("Timed out after 60s"), std::nullopt, due};
+    Driver e(fut, expired);
+    e.absorb(e.run.start(e.now));
+    CHECK(e.pending.empty());
+    CHECK(e.timers.empty());
+    REQUIRE(e.instance_writes.size() == 1);
+    CHECK(e.instance_writes[0].error == "Timed out after 60s");
+}
+
+TEST_CASE("RETRY of a TIMEOUT retries each timed-out attempt", "[interpreter][retry]") {
+    Driver d(dsl::retry(dsl::timeout("SELECT slow", 2), 3, 1));
+    d.absorb(d.run.start(d.now));
+    REQUIRE(d.pending.size() == 1);
+    d.pending.clear();  // attempt 1 hangs
+    fire_only(d);       // timeout at +2 s: interrupted; backoff 1 s
+    CHECK(d.cancels.size() == 1);
+    REQUIRE(d.timers.size() == 1);
+    fire_only(d);       // attempt 2 starts, with a timeout of its own
+    REQUIRE(d.pending.size() == 1);
+    CHECK(d.pending[0].stamp.substr(d.pending[0].stamp.size() - 3) == "::2");
+    CHECK(d.timers.size() == 1);
+    d.run_steps();      // and completes in time
+    CHECK(d.final_status() == "completed");
+
+    Driver all(dsl::retry(dsl::timeout("SELECT slow", 2), 2, 1));
+    all.absorb(all.run.start(all.now));
+    all.pending.clear();
+    fire_only(all);  // timeout 1
+    fire_only(all);  // backoff
+    all.pending.clear();
+    fire_only(all);  // timeout 2
+    REQUIRE(all.instance_writes.size() == 1);
+    CHECK(all.instance_writes[0].error == "Failed after 2 attempts: Timed out after 2s");
+}
