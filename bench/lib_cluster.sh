@@ -128,7 +128,9 @@ SELECT n.id, i.id, n.type, n.query, n.l, n.r,
                        ('a0000002', 'SQL', 'SELECT 1', NULL, NULL),
                        ('a0000003', CASE WHEN i.status = 'running' AND ('x' || i.id)::bit(32)::int % 2 = 0 THEN 'SIGNAL'
                                          WHEN i.status = 'running' THEN 'SLEEP' ELSE 'SQL' END,
-                        'SELECT 2', NULL, NULL)) AS n(id, type, query, l, r);
+                        CASE WHEN i.status = 'running' AND ('x' || i.id)::bit(32)::int % 2 = 0 THEN '{"signal_name":"go","timeout_seconds":null}'
+                             WHEN i.status = 'running' THEN '86400' ELSE 'SELECT 2' END,
+                        NULL, NULL)) AS n(id, type, query, l, r);
 INSERT INTO df._activations (instance_id, stamp, node_id, execution, status, result, started_at, completed_at, wake_at)
 SELECT i.id, i.id || '::1', n.node_id,  1,
        CASE WHEN i.status = 'running' AND n.node_id = 'a0000003' THEN 'running'

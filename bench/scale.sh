@@ -6,7 +6,7 @@
 #   2. a root loop of one step, N iterations (the chain yardstick past the
 #      256-node depth limit of a `~>` chain): iterations/s, as a ratio to the
 #      1-client commit rate
-#   3. 10,000 concurrently sleeping instances: daemon memory per sleeping
+#   3. 10,000 concurrently sleeping instances (df.sleep(60)): daemon memory per sleeping
 #      instance (RSS before and after), and how late each timer fired
 #      (the SLEEP activation's completed_at - wake_at) and each instance
 #      completed (instances.completed_at - wake_at): p50 / p99 / max
@@ -41,7 +41,7 @@ fi
 LOOP_N="${PGD_SCALE_LOOP:-$LOOP_N}"
 SLEEPERS="${PGD_SCALE_SLEEPERS:-10000}"
 HISTORY="${PGD_SCALE_HISTORY:-100000}"
-SLEEP_S=20
+SLEEP_S=60  # long enough for all of them to be asleep at once (the daemon picks up a few hundred starts a second)
 
 BENCH_NAME=scale
 BENCH_CONF="pg_durable.retention_max_instances = 0
@@ -77,13 +77,14 @@ wait_for() {  # $1 = seconds, $2 = SQL that returns t when done
     sleep 0.1
   done
 }
-# p50 / p95 / max (ms) of `$2` called 55 times as bench_user in one session
-# (5 warm-up calls), each inside BEGIN ... ROLLBACK when $3 = rollback.
+# p50 / p95 / max (ms) of `$2` called 55 times in one session (5 warm-up
+# calls) as role $4 (default bench_user), each inside BEGIN ... ROLLBACK
+# when $3 = rollback.
 time_calls() {
-  local label="$1" query="$2" wrap="${3:-}"
+  local label="$1" query="$2" wrap="${3:-}" who="${4:-bench_user}"
   local body="PERFORM * FROM ($query) q;"
   [ "$wrap" = rollback ] && body="BEGIN PERFORM * FROM ($query) q; RAISE EXCEPTION 'rollback' USING ERRCODE = 'P0099'; EXCEPTION WHEN SQLSTATE 'P0099' THEN NULL; END;"
-  psql_user -At 2>&1 <<SQL | sed 's/^psql:[^ ]* NOTICE:  //' | grep -v '^DO$'
+  "$BINDIR/psql" "${CONN[@]}" -U "$who" -X -q -v ON_ERROR_STOP=1 -At 2>&1 <<SQL | sed 's/^\(psql:[^ ]* \)\{0,1\}NOTICE:  //' | grep -v '^DO$'
 DO \$\$
 DECLARE
     t0 timestamptz;
@@ -112,7 +113,7 @@ TPS1="$(tps1 "$PGBENCH_T")"
 # (the subtransaction the exception block opens): the function alone,
 # without its commit. The daemon is not running yet: nothing else works.
 say "df.start: warm session (500 calls) and first call of 30 new sessions"
-START_WARM="$(psql_user -At <<'SQL' 2>&1 | sed 's/^psql:[^ ]* NOTICE:  //' | grep -v '^DO$'
+START_WARM="$(psql_user -At <<'SQL' 2>&1 | sed 's/^\(psql:[^ ]* \)\{0,1\}NOTICE:  //' | grep -v '^DO$'
 BEGIN;
 DO $$
 DECLARE
@@ -133,7 +134,7 @@ SQL
 )"
 : >"$DIR/first.txt"
 for _ in $(seq 30); do
-  psql_user -At <<'SQL' 2>&1 | sed -n 's/^psql:[^ ]* NOTICE:  //p' >>"$DIR/first.txt"
+  psql_user -At <<'SQL' 2>&1 | sed -n 's/^\(psql:[^ ]* \)\{0,1\}NOTICE:  //p' >>"$DIR/first.txt"
 BEGIN;
 DO $$
 DECLARE t0 timestamptz := clock_timestamp();
@@ -151,11 +152,22 @@ bench_daemon_start
 # ------------------------------------------------ 2. a long root loop
 say "root loop of one step, $LOOP_N iterations"
 P_LOOP_A="$(tps1 3)"
+# Where a step's server time goes: function timings of the loop's steps
+# (df._run_step, the node-state writer, the step-counter trigger), averaged
+# per call from pg_stat_user_functions.
+psql_su -c "ALTER SYSTEM SET track_functions = 'all'" -c "SELECT pg_reload_conf()" >/dev/null
+psql_su -c "SELECT pg_stat_reset()" >/dev/null
 LOOP_ID="$(psql_user -At -c "SELECT df.start(df.loop(
     \$q\$INSERT INTO scale_loop VALUES ('{sys_instance_id}', clock_timestamp())\$q\$,
     \$q\$SELECT count(*) < $LOOP_N FROM scale_loop WHERE id = '{sys_instance_id}'\$q\$, 0))")"
 wait_for 900 "SELECT status <> 'running' AND status <> 'pending' FROM df.instances WHERE id = '$LOOP_ID'" ||
   die "the loop did not end within 900 s"
+psql_su -c "ALTER SYSTEM RESET track_functions" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 11  # an idle backend reports its function statistics within 10 s
+LOOP_PROFILE="$(val "SELECT string_agg(format('%-34s %7s calls, %8s us total, %8s us self per call', funcname, calls,
+                          round((total_time * 1000 / calls)::numeric, 1), round((self_time * 1000 / calls)::numeric, 1)),
+                          E'\n  ' ORDER BY total_time DESC)
+                     FROM pg_stat_user_functions WHERE schemaname = 'df' AND calls > 0")"
 P_LOOP_B="$(tps1 3)"
 read -r LOOP_STATUS LOOP_ROWS LOOP_RATE <<<"$(val "SELECT i.status, c.n, round(((c.n - 1) / extract(epoch FROM c.last - c.first))::numeric, 1)
     FROM df.instances i, (SELECT count(*) n, min(ts) first, max(ts) last FROM scale_loop WHERE id = '$LOOP_ID') c
@@ -170,9 +182,9 @@ sleep 1
 RSS_BEFORE="$(rss_kb "$DAEMON_PID")"
 psql_user -At -c "SELECT count(df.start(df.sleep($SLEEP_S))) FROM generate_series(1, $SLEEPERS)" >/dev/null
 T_STARTED="$(date +%s.%N)"
-wait_for 120 "SELECT count(*) = $SLEEPERS FROM df._activations a JOIN df.nodes n ON n.instance_id = a.instance_id AND n.id = a.node_id
+wait_for $((SLEEP_S - 5)) "SELECT count(*) = $SLEEPERS FROM df._activations a JOIN df.nodes n ON n.instance_id = a.instance_id AND n.id = a.node_id
               WHERE n.node_type = 'SLEEP' AND a.status = 'running' AND a.wake_at IS NOT NULL" ||
-  die "the sleepers did not all start sleeping within 120 s"
+  die "the sleepers were not all asleep at once within $((SLEEP_S - 5)) s"
 T_ASLEEP="$(date +%s.%N)"
 RSS_ASLEEP="$(rss_kb "$DAEMON_PID")"
 wait_for $((SLEEP_S + 120)) "SELECT count(*) = 0 FROM df.instances WHERE status IN ('pending', 'running')" ||
@@ -198,7 +210,7 @@ bench_load_history "$HISTORY" bench_user
 bench_daemon_start
 sleep 2
 H_LIST="$(time_calls "df.list_instances()" "SELECT * FROM df.list_instances()")"
-H_METRICS="$(time_calls "df.metrics()" "SELECT * FROM df.metrics()")"
+H_METRICS="$(time_calls "df.metrics() (superuser)" "SELECT * FROM df.metrics()" "" "$SUPERUSER")"
 H_START="$(time_calls "df.start (rolled back)" "SELECT df.start('SELECT 1')" rollback)"
 
 # ---------------------------------------------------------------- 5. idle
@@ -224,6 +236,8 @@ df.start, one-step graph, no commit (target: warm <= 0.3 ms, first call <= 1 ms)
 root loop of one step (condition step each iteration), $LOOP_N iterations:
   $LOOP_RATE iterations/s = $(ratio "$LOOP_RATE" "$TPS1") of the 1-client rate, $(ratio "$LOOP_RATE" "$P_LOOP") of the rate around it ($P_LOOP_A before, $P_LOOP_B after)
   ($(awk -v r="$LOOP_RATE" 'BEGIN { printf "%.0f", 2 * r }') steps/s: body + condition)
+  server time per call in the loop's steps (track_functions = all, pg_stat_user_functions):
+  $LOOP_PROFILE
 $SLEEPERS sleeping instances (df.sleep($SLEEP_S), target: wake within 50 ms, <= 2 KB each):
   all asleep $(awk -v a="$T_ASLEEP" -v b="$T_STARTED" 'BEGIN { printf "%.1f", a - b }') s after the start transaction committed
   daemon RSS $RSS_BEFORE kB before, $RSS_ASLEEP kB asleep, $RSS_AFTER kB after: $PER_SLEEPER kB per sleeping instance
