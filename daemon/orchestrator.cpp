@@ -82,12 +82,19 @@ durable::ExtensionVersion served_version(const std::string &extversion) {
 
 }  // namespace
 
+// df._schedules arrives with 1.1: against a 1.0 schema the scheduler waits
+// for ALTER EXTENSION ... UPDATE instead of failing every round.
+constexpr durable::ExtensionVersion kSchedulesVersion{1, 1};
+
 void Orchestrator::on_extension_updated(const std::string &extension_version) {
+    const bool had_schedules = schema_at_least(kSchedulesVersion);
     schema_version_ = served_version(extension_version);
+    if (!had_schedules && attached_ && scheduler_ && schema_at_least(kSchedulesVersion)) scheduler_->start(epoch_id_);
 }
 
 void Orchestrator::on_attached(const AttachInfo &info) {
     schema_version_ = served_version(info.extension_version);
+    epoch_id_ = info.epoch_id;
     on_settings(info.settings);
     attached_ = true;
     store_->attach(info.epoch_id, [this](const std::string &id, const std::string &error) {
@@ -99,7 +106,7 @@ void Orchestrator::on_attached(const AttachInfo &info) {
         rescan();
     });
     if (sweeper_) sweeper_->start(std::chrono::seconds(2), info.epoch_id);
-    if (scheduler_) scheduler_->start(info.epoch_id);
+    if (scheduler_ && schema_at_least(kSchedulesVersion)) scheduler_->start(info.epoch_id);
 }
 
 void Orchestrator::drain(std::function<void()> done) {

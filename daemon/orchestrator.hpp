@@ -123,6 +123,7 @@ private:
     std::unique_ptr<StepRunner> steps_;
     std::unique_ptr<http::StepClient> http_;
     std::unique_ptr<RetentionSweeper> sweeper_;  // retention on its own connection (SPEC §17); may be null
+    std::string epoch_id_;  // of the current attachment (the scheduler starts later on a 1.0 schema)
     std::unique_ptr<Scheduler> scheduler_;       // schedule ticks on their own connection (SPEC §19.4); may be null
     ServerSettings settings_;
     bool attached_ = false;
