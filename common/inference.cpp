@@ -112,7 +112,10 @@ private:
         auto it = effective_.find(node.id);
         if (it != effective_.end()) return it->second;
         static const std::string pending = "pending";
-        const std::string &status = superseded(node.stamp) ? pending : node.status;
+        // The root is the root of every execution: its row (stamped by
+        // whichever execution first wrote it) is never a superseded one.
+        const bool old = node.id != instance_.root_node && superseded(node.stamp);
+        const std::string &status = old ? pending : node.status;
         return effective_.emplace(node.id, status).first->second;
     }
     std::string effective(const std::optional<std::string> &id) {

@@ -302,3 +302,18 @@ TEST_CASE("RETRY attempts are generations of its child scope; TIMEOUT decides on
     out = infer_statuses({"i", "running", "T", 1}, live, {});
     CHECK(show(out.at("s")) == "running");
 }
+
+TEST_CASE("the root loop of a completed instance reads completed after many executions", "[inference]") {
+    // The root row keeps the stamp of the execution that first wrote it; it is
+    // the instance's root in every execution, never a superseded one.
+    const std::vector<NodeRow> nodes = {node("L", "LOOP", "completed", "i0000001::1", "b"),
+                                        node("b", "SQL", "completed", "i0000001::5")};
+    auto out = infer_statuses({"i0000001", "completed", "L", 5}, nodes, {});
+    CHECK(show(out.at("L")) == "completed");
+    CHECK(show(out.at("b")) == "completed");
+    // While it runs, the root reads running, whatever execution stamped it.
+    const std::vector<NodeRow> running = {node("L", "LOOP", "running", "i0000001::1", "b"),
+                                          node("b", "SQL", "running", "i0000001::5")};
+    out = infer_statuses({"i0000001", "running", "L", 5}, running, {});
+    CHECK(show(out.at("L")) == "running");
+}
