@@ -19,6 +19,7 @@ extern "C" {
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -242,6 +243,11 @@ void pgd_new_start_install_shmem_hooks() {
 
 char *pgd_start_in_new_transaction(const char *fut, const char *label, const char *database) {
     if (slots == nullptr) elog(ERROR, "pg_durable: shared memory for transaction_mode => 'new' is not set up");
+    // A standby starts no such worker (BgWorkerStart_RecoveryFinished) and
+    // could not write anyway: fail as a write would, instead of waiting.
+    if (RecoveryInProgress())
+        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                        errmsg("cannot execute df.start() with transaction_mode => 'new' during recovery")));
     take_slot();
     LaunchCleanup cleanup = {nullptr};
     char *id = nullptr;

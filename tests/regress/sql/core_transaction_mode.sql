@@ -40,6 +40,12 @@ ROLLBACK;
 SELECT label, status, submitted_by FROM df.instances WHERE label LIKE 'tm-%' ORDER BY label COLLATE "C";
 SELECT count(*) AS nodes FROM df.nodes WHERE instance_id = :'new_id';
 
+-- Hostile sizes go through the worker's handover whole: a 1 MB step and label.
+SELECT df.start('SELECT ''' || repeat('x', 1000000) || ''' AS big', repeat('L', 100000), transaction_mode => 'new')
+  AS big_id \gset
+SELECT length(n.query) AS query_length, length(i.label) AS label_length
+  FROM df.instances i JOIN df.nodes n ON n.instance_id = i.id WHERE i.id = :'big_id';
+
 -- The vars snapshot is the caller's committed vars: an uncommitted setvar is not in it.
 SELECT df.setvar('tm_committed', 'yes');
 BEGIN;
