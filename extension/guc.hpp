@@ -23,4 +23,6 @@ extern int pgd_http_max_response_bytes;
 extern int pgd_max_http_concurrency;
 extern int pgd_max_management_connections;
 extern int pgd_max_duroxide_connections;
+extern int pgd_max_new_transaction_starts;
+extern int pgd_new_transaction_start_timeout;
 }

@@ -10,6 +10,7 @@ extern "C" {
 #include "common/cron.hpp"
 #include "extension/boundary.hpp"
 #include "extension/guc.hpp"
+#include "extension/new_start.hpp"
 #include "extension/shim.hpp"
 #include "extension/uninstall.hpp"
 
@@ -37,6 +38,8 @@ int pgd_http_max_response_bytes = 10 * 1024 * 1024;
 int pgd_max_http_concurrency = 64;
 int pgd_max_management_connections = 6;
 int pgd_max_duroxide_connections = 10;
+int pgd_max_new_transaction_starts = 2;
+int pgd_new_transaction_start_timeout = 5;
 
 void _PG_init(void);
 }
@@ -123,6 +126,13 @@ void define_settings() {
         "Daemon orchestrator connections (LISTEN and state); below 2 the daemon refuses to start.",
         nullptr, &pgd_max_duroxide_connections, 10, 1, 1000, PGC_POSTMASTER, 0,
         nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pg_durable.max_new_transaction_starts",
+        "df.start calls with transaction_mode => 'new' running at once in the server.", nullptr,
+        &pgd_max_new_transaction_starts, 2, 1, 1000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pg_durable.new_transaction_start_timeout",
+        "Longest wait of df.start with transaction_mode => 'new' for a launch slot.", nullptr,
+        &pgd_new_transaction_start_timeout, 5, 1, 3600, PGC_POSTMASTER, GUC_UNIT_S,
+        nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("pg_durable");
 }
 
@@ -138,5 +148,6 @@ void _PG_init(void) {
                         "and restart the server.")));
     define_settings();
     pgd_install_uninstall_hook();
+    pgd_new_start_install_shmem_hooks();
     if (pgd_launch_daemon) pgd_shim_register();
 }

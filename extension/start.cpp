@@ -35,6 +35,8 @@ extern "C" {
 #include "extension/boundary.hpp"
 #include "extension/guc.hpp"
 #include "extension/helper_guard.hpp"
+#include "extension/new_start.hpp"
+#include "extension/start.hpp"
 #include "extension/spi_util.hpp"
 
 namespace {
@@ -297,14 +299,40 @@ PG_FUNCTION_INFO_V1(df_start_once);
 Datum df_start_once(PG_FUNCTION_ARGS);
 }
 
-// df.start(fut text, label text DEFAULT NULL, database text DEFAULT NULL)
+// df.start(fut text, label text DEFAULT NULL, database text DEFAULT NULL,
+//          transaction_mode text DEFAULT 'caller') (SPEC §9, §19.1). The same
+// symbol serves the 3-argument df.start of a 1.0 schema (PG_NARGS() == 3).
 Datum df_start(PG_FUNCTION_ARGS) {
+    bool new_transaction = false;
+    if (PG_NARGS() > 3 && !PG_ARGISNULL(3)) {
+        const char *mode = text_to_cstring(PG_GETARG_TEXT_PP(3));
+        if (pg_strcasecmp(mode, "new") == 0)
+            new_transaction = true;
+        else if (pg_strcasecmp(mode, "caller") != 0)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("invalid transaction_mode \"%s\" for df.start(): expected 'caller' or 'new'",
+                                   mode)));
+    }
+    if (new_transaction)
+        pgd_forbid_in_workflow(
+            "df.start() with transaction_mode => 'new' cannot be called inside a workflow - a df.sql() node "
+            "already runs as a single autocommitted statement, so a plain df.start() there is already "
+            "independent of any caller transaction");
     if (PG_ARGISNULL(0))
         ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("df.start: fut cannot be NULL")));
     const char *fut = text_to_cstring(PG_GETARG_TEXT_PP(0));
     const char *label = pgd::text_arg_or_null(fcinfo, 1);
     const char *database = pgd::text_arg_or_null(fcinfo, 2);
-    PG_RETURN_TEXT_P(cstring_to_text(start_instance(fut, label, database, nullptr)));
+    if (!new_transaction) PG_RETURN_TEXT_P(cstring_to_text(start_instance(fut, label, database, nullptr)));
+    // The caller's own checks first (§9 (1)-(5), the exact errors of
+    // df.start); the worker repeats them as the same role.
+    pgd_check_composer_input(fut);
+    (void)pgd_check_start_as(fut, database, GetUserId());
+    PG_RETURN_TEXT_P(cstring_to_text(pgd_start_in_new_transaction(fut, label, database)));
+}
+
+char *pgd_start_in_current_transaction(const char *fut, const char *label, const char *database) {
+    return start_instance(fut, label, database, nullptr);
 }
 
 // df.start_once(idempotency_key text, fut text, label text DEFAULT NULL, database text DEFAULT NULL)

@@ -6,7 +6,10 @@ CREATE FUNCTION df.version() RETURNS text
 CREATE FUNCTION df.target_database() RETURNS text
     LANGUAGE C VOLATILE STRICT AS 'MODULE_PATHNAME', 'df_target_database';
 
-CREATE FUNCTION df.start(fut text, label text DEFAULT NULL, database text DEFAULT NULL) RETURNS text
+-- transaction_mode (SPEC §19.1): 'caller' (NULL too) writes in the caller's
+-- transaction; 'new' commits the start on its own (a background worker).
+CREATE FUNCTION df.start(fut text, label text DEFAULT NULL, database text DEFAULT NULL,
+                         transaction_mode text DEFAULT 'caller') RETURNS text
     LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'df_start';
 
 -- df.start once per (current_user, idempotency_key) (SPEC §19.2).

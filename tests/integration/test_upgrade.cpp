@@ -196,7 +196,7 @@ TEST_CASE("the catalog snapshot tells apart every kind of schema difference", "[
         "ALTER FUNCTION df.status(text) RESET search_path",
         "CREATE OR REPLACE FUNCTION df.if_then_op(condition text, then_branch text) RETURNS text "
         "LANGUAGE sql VOLATILE STRICT AS $$ SELECT 'x' $$",
-        "REVOKE EXECUTE ON FUNCTION df.start(text, text, text) FROM PUBLIC",
+        "REVOKE EXECUTE ON FUNCTION df.start(text, text, text, text) FROM PUBLIC",
         "GRANT SELECT ON df.instances TO someone",
         "REVOKE UPDATE ON df.instances FROM pgd_worker",
         "ALTER TABLE df.instances ALTER COLUMN label SET DEFAULT 'x'",
