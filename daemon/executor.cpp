@@ -94,6 +94,15 @@ StepResult classify_error(const QueryResult &query, bool in_extension_db, const 
     return result;
 }
 
+// A step whose cancel came before its statement was sent: nothing ran,
+// nothing committed.
+StepResult cancelled_before_sent() {
+    StepResult result;
+    result.kind = StepResult::Kind::interrupted;
+    result.error = "canceling statement due to user request";
+    return result;
+}
+
 }  // namespace
 
 // One user connection, driven on the io thread (async_connection.hpp). A
@@ -292,12 +301,7 @@ void Executor::launch(const std::shared_ptr<Connection> &conn, Waiter &waiter) {
 void Executor::send(const std::shared_ptr<Run> &run) {
     Connection &conn = *run->conn;
     if (conn.cancel_seq == run->seq) {
-        // Cancelled before it was sent: nothing ran, nothing committed.
-        StepResult result;
-        result.kind = StepResult::Kind::interrupted;
-        result.error = "canceling statement due to user request";
-        boost::asio::post(run->executor->io_,
-                          [run, result = std::move(result)]() mutable { finish(run, std::move(result), false); });
+        boost::asio::post(run->executor->io_, [run] { finish(run, cancelled_before_sent(), false); });
         return;
     }
     const StepRequest &req = run->request;
@@ -346,10 +350,7 @@ void Executor::send(const std::shared_ptr<Run> &run) {
         }
         if (run->conn->cancel_seq == run->seq) {
             run->timings.returned = std::chrono::steady_clock::now();
-            StepResult result;
-            result.kind = StepResult::Kind::interrupted;
-            result.error = "canceling statement due to user request";
-            finish(run, std::move(result), false);
+            finish(run, cancelled_before_sent(), false);
             return;
         }
         const StepRequest &req = run->request;
