@@ -30,6 +30,8 @@ void PgEngineStore::attach(const std::string &epoch, PermanentFailure on_permane
 void PgEngineStore::detach() {
     attached_ = false;
     ++generation_;
+    waiting_.clear();
+    batch_in_flight_ = false;
     // The session belongs to its worker: let the worker drop it.
     if (worker_) {
         auto slot = conn_;
@@ -38,68 +40,153 @@ void PgEngineStore::detach() {
     }
 }
 
-template <class R>
-void PgEngineStore::submit(std::optional<std::string> instance, std::function<R(pqxx::connection &)> job,
-                           std::function<void(R)> then, int attempt) {
-    if (!attached_) return;
-    if (!worker_) worker_ = std::make_unique<DbWorker>("state");
-    worker_->post([this, instance, job = std::move(job), then = std::move(then), generation = generation_,
-                   slot = conn_, conninfo = conninfo_, epoch = epoch_, attempt]() mutable {
-        std::optional<R> result;
-        std::string error;
-        std::string sqlstate;
-        try {
-            if (!*slot) {
-                *slot = std::make_unique<pqxx::connection>(conninfo);
-                store::prepare_session(**slot);
-                store::bind_session_epoch(**slot, epoch);
-            }
-            result = job(**slot);
-        } catch (const pqxx::broken_connection &e) {
-            slot->reset();
-            error = e.what();
-        } catch (const pqxx::sql_error &e) {
-            error = e.what();
-            sqlstate = e.sqlstate();
-            if (*slot && !(*slot)->is_open()) slot->reset();
-        } catch (const std::exception &e) {
-            error = e.what();
-            sqlstate = "XX000";
-            if (*slot && !(*slot)->is_open()) slot->reset();
+// One call on its way through the session. `run` executes on the worker
+// thread (and again, alone, when its batch failed), the rest on the io thread.
+struct PgEngineStore::Call {
+    std::optional<std::string> instance;
+    int attempt = 1;
+    std::function<void(pqxx::work &)> run;  // the statements; keeps the result for `deliver`
+    std::function<void()> deliver;          // hands the kept result to the caller's `then`
+    bool failed = false;                    // set by the worker, with:
+    std::string error;
+    std::string sqlstate;
+};
+
+namespace {
+
+struct Failure {
+    std::string error;
+    std::string sqlstate;  // empty: the session is lost (or could not be opened)
+};
+
+// Runs `body` in one transaction of the session, opening the session first
+// when there is none; what went wrong, if anything.
+std::optional<Failure> in_transaction(std::unique_ptr<pqxx::connection> &conn, const std::string &conninfo,
+                                      const std::string &epoch, const std::function<void(pqxx::work &)> &body) {
+    try {
+        if (!conn) {
+            conn = std::make_unique<pqxx::connection>(conninfo);
+            store::prepare_session(*conn);
+            store::bind_session_epoch(*conn, epoch);
         }
-        boost::asio::post(io_, [this, instance, job = std::move(job), then = std::move(then), generation, attempt,
-                                result = std::move(result), error, sqlstate]() mutable {
+        pqxx::work tx(*conn);
+        body(tx);
+        tx.commit();
+        return std::nullopt;
+    } catch (const pqxx::broken_connection &e) {
+        conn.reset();
+        return Failure{e.what(), ""};
+    } catch (const pqxx::sql_error &e) {
+        if (conn && !conn->is_open()) conn.reset();
+        return Failure{e.what(), e.sqlstate()};
+    } catch (const std::exception &e) {
+        if (conn && !conn->is_open()) conn.reset();
+        return Failure{e.what(), "XX000"};
+    }
+}
+
+}  // namespace
+
+void PgEngineStore::run_batch(std::vector<std::shared_ptr<Call>> &batch, std::unique_ptr<pqxx::connection> &conn,
+                              const std::string &conninfo, const std::string &epoch) {
+    auto mark = [](Call &call, const Failure &failure) {
+        call.failed = true;
+        call.error = failure.error;
+        call.sqlstate = failure.sqlstate;
+    };
+    if (batch.size() > 1) {
+        const auto failure = in_transaction(conn, conninfo, epoch, [&batch](pqxx::work &tx) {
+            for (const auto &call : batch) call->run(tx);
+        });
+        if (!failure) {
+            log()->debug("bookkeeping: {} calls in one transaction", batch.size());
+            return;
+        }
+        log()->debug("bookkeeping: a transaction of {} calls failed, each again alone: {}", batch.size(),
+                     primary_message(failure->error));
+        if (failure->sqlstate.empty()) {  // no session: each call alone would fail the same way
+            for (const auto &call : batch) mark(*call, *failure);
+            return;
+        }
+        // Nothing of the batch was kept: each call again, alone, for its own outcome.
+    }
+    for (const auto &call : batch)
+        if (const auto failure = in_transaction(conn, conninfo, epoch, call->run)) mark(*call, *failure);
+}
+
+template <class R>
+void PgEngineStore::submit(std::optional<std::string> instance, std::function<R(pqxx::work &)> job,
+                           std::function<void(R)> then) {
+    if (!attached_) return;
+    auto call = std::make_shared<Call>();
+    auto result = std::make_shared<std::optional<R>>();
+    call->instance = std::move(instance);
+    call->run = [job = std::move(job), result](pqxx::work &tx) { *result = job(tx); };
+    call->deliver = [then = std::move(then), result]() { then(std::move(**result)); };
+    enqueue(std::move(call));
+}
+
+void PgEngineStore::enqueue(std::shared_ptr<Call> call) {
+    waiting_.push_back(std::move(call));
+    send_batch();
+}
+
+void PgEngineStore::send_batch() {
+    if (batch_in_flight_ || waiting_.empty() || !attached_) return;
+    if (!worker_) worker_ = std::make_unique<DbWorker>("state");
+    auto batch = std::make_shared<std::vector<std::shared_ptr<Call>>>();
+    // A call that failed before goes alone: its trouble stays with it.
+    const auto alone = [](const Call &call) { return call.attempt > 1; };
+    do {
+        batch->push_back(std::move(waiting_.front()));
+        waiting_.pop_front();
+    } while (!waiting_.empty() && batch->size() < kMaxBatch && !alone(*batch->front()) && !alone(*waiting_.front()));
+    batch_in_flight_ = true;
+    worker_->post([this, batch, generation = generation_, slot = conn_, conninfo = conninfo_, epoch = epoch_]() {
+        run_batch(*batch, *slot, conninfo, epoch);
+        boost::asio::post(io_, [this, batch, generation] {
             if (generation != generation_ || !attached_) return;
-            if (result) {
-                then(std::move(*result));
-                return;
+            // Still "in flight" while the results are handed out: calls made
+            // by the callbacks wait and leave together afterwards.
+            for (const auto &call : *batch) {
+                if (generation != generation_) return;  // a callback detached the store
+                finish(call);
             }
-            if (!retry_bookkeeping(sqlstate, instance.has_value(), attempt)) {
-                log()->error("instance {}: bookkeeping keeps failing: {}", *instance, primary_message(error));
-                if (on_permanent_failure_) on_permanent_failure_(*instance, primary_message(error));
-                return;
-            }
-            const auto delay = bookkeeping_retry_delay(attempt);
-            const auto level = attempt < 3 ? spdlog::level::debug : spdlog::level::warn;
-            log()->log(level, "bookkeeping{}{} failed (attempt {}), retrying in {} ms: {}",
-                       instance ? " of instance " : "", instance.value_or(""), attempt, delay.count(),
-                       primary_message(error));
-            auto timer = std::make_shared<boost::asio::steady_timer>(io_, delay);
-            timer->async_wait([this, timer, instance, job = std::move(job), then = std::move(then), generation,
-                               attempt](const boost::system::error_code &ec) mutable {
-                if (ec || generation != generation_ || !attached_) return;
-                submit<R>(instance, std::move(job), std::move(then), attempt + 1);
-            });
+            batch_in_flight_ = false;
+            send_batch();
         });
     });
 }
 
-void PgEngineStore::submit_void(std::optional<std::string> instance, std::function<void(pqxx::connection &)> job,
+void PgEngineStore::finish(const std::shared_ptr<Call> &call) {
+    if (!call->failed) {
+        call->deliver();
+        return;
+    }
+    if (!retry_bookkeeping(call->sqlstate, call->instance.has_value(), call->attempt)) {
+        log()->error("instance {}: bookkeeping keeps failing: {}", *call->instance, primary_message(call->error));
+        if (on_permanent_failure_) on_permanent_failure_(*call->instance, primary_message(call->error));
+        return;
+    }
+    const auto delay = bookkeeping_retry_delay(call->attempt);
+    const auto level = call->attempt < 3 ? spdlog::level::debug : spdlog::level::warn;
+    log()->log(level, "bookkeeping{}{} failed (attempt {}), retrying in {} ms: {}", call->instance ? " of instance " : "",
+               call->instance.value_or(""), call->attempt, delay.count(), primary_message(call->error));
+    auto timer = std::make_shared<boost::asio::steady_timer>(io_, delay);
+    timer->async_wait([this, timer, call, generation = generation_](const boost::system::error_code &ec) {
+        if (ec || generation != generation_ || !attached_) return;
+        ++call->attempt;
+        call->failed = false;
+        enqueue(call);
+    });
+}
+
+void PgEngineStore::submit_void(std::optional<std::string> instance, std::function<void(pqxx::work &)> job,
                                 Done then) {
     submit<bool>(
         std::move(instance),
-        [job = std::move(job)](pqxx::connection &c) {
-            job(c);
+        [job = std::move(job)](pqxx::work &tx) {
+            job(tx);
             return true;
         },
         [then = std::move(then)](bool) {
@@ -109,35 +196,35 @@ void PgEngineStore::submit_void(std::optional<std::string> instance, std::functi
 
 void PgEngineStore::write_secret(const std::string &secret, Done then) {
     submit_void(std::nullopt,
-                [secret, epoch = epoch_](pqxx::connection &c) { store::write_daemon_secret(c, secret, epoch); },
+                [secret, epoch = epoch_](pqxx::work &c) { store::write_daemon_secret(c, secret, epoch); },
                 std::move(then));
 }
 
 void PgEngineStore::active_instance_ids(Then<std::vector<std::string>> then) {
     submit<std::vector<std::string>>(
-        std::nullopt, [](pqxx::connection &c) { return store::active_instance_ids(c); }, std::move(then));
+        std::nullopt, [](pqxx::work &c) { return store::active_instance_ids(c); }, std::move(then));
 }
 
 void PgEngineStore::load_instance(const std::string &id, Then<std::optional<store::LoadedInstance>> then) {
     submit<std::optional<store::LoadedInstance>>(
-        id, [id](pqxx::connection &c) { return store::load_instance(c, id); }, std::move(then));
+        id, [id](pqxx::work &c) { return store::load_instance(c, id); }, std::move(then));
 }
 
 void PgEngineStore::apply_effects(const std::string &id, std::int64_t execution,
                                   std::shared_ptr<const durable::engine::Effects> effects, Then<bool> then) {
     submit<bool>(
-        id, [id, execution, effects](pqxx::connection &c) { return store::apply_effects(c, id, execution, *effects); },
+        id, [id, execution, effects](pqxx::work &c) { return store::apply_effects(c, id, execution, *effects); },
         std::move(then));
 }
 
 void PgEngineStore::fail_instance(const std::string &id, const std::string &error) {
     submit_void(std::nullopt,
-                [id, error](pqxx::connection &c) { store::fail_instance(c, id, error, std::nullopt); }, nullptr);
+                [id, error](pqxx::work &c) { store::fail_instance(c, id, error, std::nullopt); }, nullptr);
 }
 
 void PgEngineStore::record_activation(const std::string &id, std::int64_t execution,
                                       const durable::engine::ActivationWrite &write, Done then) {
-    submit_void(id, [id, execution, write](pqxx::connection &c) { store::record_activation(c, id, execution, write); },
+    submit_void(id, [id, execution, write](pqxx::work &c) { store::record_activation(c, id, execution, write); },
                 std::move(then));
 }
 
@@ -145,7 +232,7 @@ void PgEngineStore::consume_signals(const std::string &id, std::vector<durable::
                                     Then<std::vector<DeliveredSignal>> then) {
     submit<std::vector<DeliveredSignal>>(
         id,
-        [id, waits = std::move(waits)](pqxx::connection &c) {
+        [id, waits = std::move(waits)](pqxx::work &c) {
             std::vector<DeliveredSignal> delivered;
             for (const auto &wait : waits)
                 if (auto result = store::consume_signal(c, id, wait.stamp, wait.node_id, wait.signal_name))
@@ -156,27 +243,27 @@ void PgEngineStore::consume_signals(const std::string &id, std::vector<durable::
 }
 
 void PgEngineStore::mark_running(std::vector<std::string> ids, Done then) {
-    submit_void(std::nullopt, [ids = std::move(ids)](pqxx::connection &c) { store::mark_running(c, ids); },
+    submit_void(std::nullopt, [ids = std::move(ids)](pqxx::work &c) { store::mark_running(c, ids); },
                 std::move(then));
 }
 
 void PgEngineStore::instance_state(const std::string &id, Then<std::optional<store::InstanceState>> then) {
     submit<std::optional<store::InstanceState>>(
-        id, [id](pqxx::connection &c) { return store::instance_state(c, id); }, std::move(then));
+        id, [id](pqxx::work &c) { return store::instance_state(c, id); }, std::move(then));
 }
 
 void PgEngineStore::instance_states(std::vector<std::string> ids, bool all_active,
                                     Then<std::vector<store::NamedInstanceState>> then) {
     submit<std::vector<store::NamedInstanceState>>(
         std::nullopt,
-        [ids = std::move(ids), all_active](pqxx::connection &c) { return store::instance_states(c, ids, all_active); },
+        [ids = std::move(ids), all_active](pqxx::work &c) { return store::instance_states(c, ids, all_active); },
         std::move(then));
 }
 
 void PgEngineStore::record_cancelled(const std::string &id, std::int64_t execution,
                                      std::vector<durable::engine::RecordKey> steps, const std::string &error) {
     submit_void(id,
-                [id, execution, steps = std::move(steps), error](pqxx::connection &c) {
+                [id, execution, steps = std::move(steps), error](pqxx::work &c) {
                     store::record_cancelled(c, id, execution, steps, error);
                 },
                 nullptr);
@@ -184,7 +271,7 @@ void PgEngineStore::record_cancelled(const std::string &id, std::int64_t executi
 
 void PgEngineStore::has_http_privilege(const std::string &id, std::int64_t role_oid, Then<bool> then) {
     submit<bool>(
-        id, [role_oid](pqxx::connection &c) { return store::has_http_privilege(c, role_oid); }, std::move(then));
+        id, [role_oid](pqxx::work &c) { return store::has_http_privilege(c, role_oid); }, std::move(then));
 }
 
 }  // namespace pgd::daemon

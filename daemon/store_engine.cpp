@@ -158,8 +158,7 @@ void trim_history(pqxx::work &tx, const std::string &instance_id, const durable:
 
 }  // namespace
 
-std::vector<std::string> active_instance_ids(pqxx::connection &conn) {
-    pqxx::read_transaction tx(conn);
+std::vector<std::string> active_instance_ids(pqxx::work &tx) {
     std::vector<std::string> ids;
     for (const auto &row :
          tx.exec("SELECT id FROM df.instances WHERE status IN ('pending', 'running') ORDER BY created_at, id"))
@@ -167,8 +166,7 @@ std::vector<std::string> active_instance_ids(pqxx::connection &conn) {
     return ids;
 }
 
-std::optional<LoadedInstance> load_instance(pqxx::connection &conn, const std::string &id) {
-    pqxx::read_transaction tx(conn);
+std::optional<LoadedInstance> load_instance(pqxx::work &tx, const std::string &id) {
     const auto head = tx.exec_params(
         "SELECT i.status, i.label, i.root_node, i.database, i.execution_count, "
         "       COALESCE(r.rolname, ''), i.submitted_by::oid::bigint, r.oid IS NOT NULL, COALESCE(r.rolsuper, false) "
@@ -220,8 +218,7 @@ std::optional<LoadedInstance> load_instance(pqxx::connection &conn, const std::s
     return inst;
 }
 
-void write_daemon_secret(pqxx::connection &conn, const std::string &secret, const std::string &epoch_id) {
-    pqxx::work tx(conn);
+void write_daemon_secret(pqxx::work &tx, const std::string &secret, const std::string &epoch_id) {
     // Fenced like every other write: a daemon paused between attaching and
     // this write must not, once resumed, overwrite the secret of the daemon
     // that replaced it (whose every step df._run_step would then refuse).
@@ -231,13 +228,11 @@ void write_daemon_secret(pqxx::connection &conn, const std::string &secret, cons
         "ON CONFLICT (singleton) DO UPDATE SET secret = EXCLUDED.secret, epoch_id = EXCLUDED.epoch_id, "
         "updated_at = now()",
         secret, epoch_id);
-    tx.commit();
 }
 
-bool apply_effects(pqxx::connection &conn, const std::string &instance_id, std::int64_t execution,
+bool apply_effects(pqxx::work &tx, const std::string &instance_id, std::int64_t execution,
                    const durable::engine::Effects &effects) {
-    pqxx::work tx(conn);
-    if (!lock_live_instance(tx, instance_id)) return false;  // rolls back: nothing written
+    if (!lock_live_instance(tx, instance_id)) return false;  // nothing written
     tx.exec_params("UPDATE df.instances SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'pending'",
                    instance_id);
     std::int64_t current_execution = execution;
@@ -272,53 +267,49 @@ bool apply_effects(pqxx::connection &conn, const std::string &instance_id, std::
         if (iw.status == "completed" || iw.status == "failed")
             tx.exec_params("DELETE FROM df._signals WHERE instance_id = $1", instance_id);
     }
-    tx.commit();
     return true;
 }
 
-void fail_instance(pqxx::connection &conn, const std::string &instance_id, const std::string &error,
+void fail_instance(pqxx::work &tx, const std::string &instance_id, const std::string &error,
                    const std::optional<std::string> &error_node) {
-    pqxx::work tx(conn);
     if (!lock_live_instance(tx, instance_id)) return;
     tx.exec_params("UPDATE df.instances SET status = 'failed', error = $2, error_node = $3, updated_at = now() "
                    "WHERE id = $1",
                    instance_id, error, opt(error_node));
     tx.exec_params("DELETE FROM df._signals WHERE instance_id = $1", instance_id);
-    tx.commit();
 }
 
-void record_activation(pqxx::connection &conn, const std::string &instance_id, std::int64_t execution,
+void record_activation(pqxx::work &tx, const std::string &instance_id, std::int64_t execution,
                        const ActivationWrite &write) {
-    pqxx::work tx(conn);
     if (!lock_live_instance(tx, instance_id)) return;
     upsert_activation(tx, instance_id, execution, write);
-    tx.commit();
 }
 
-std::optional<std::string> consume_signal(pqxx::connection &conn, const std::string &instance_id,
+std::optional<std::string> consume_signal(pqxx::work &tx, const std::string &instance_id,
                                           const std::string &stamp, const std::string &node_id,
                                           const std::string &signal_name) {
-    pqxx::work tx(conn);
     if (!lock_live_instance(tx, instance_id)) return std::nullopt;
-    const auto taken = tx.exec_params(
-        "DELETE FROM df._signals WHERE seq = (SELECT seq FROM df._signals WHERE instance_id = $1 AND signal_name = $2 "
-        "ORDER BY seq LIMIT 1) RETURNING payload",
+    // The instance row is locked, so nobody else takes this signal meanwhile
+    // (df.signal only inserts). Nothing is written unless the wait is still
+    // open: the transaction may carry other calls' writes (PgEngineStore
+    // batches), so a call never relies on rolling back.
+    const auto queued = tx.exec_params(
+        "SELECT seq, payload FROM df._signals WHERE instance_id = $1 AND signal_name = $2 ORDER BY seq LIMIT 1",
         instance_id, signal_name);
-    if (taken.empty()) return std::nullopt;
+    if (queued.empty()) return std::nullopt;
     // The payload is stored as JSON text.
-    const std::string result = durable::protocol::signal_result(signal_name, false, taken[0][0].as<std::string>());
+    const std::string result = durable::protocol::signal_result(signal_name, false, queued[0][1].as<std::string>());
     const auto updated = tx.exec_params(
         "UPDATE df._activations SET status = 'completed', result = $4, completed_at = now(), updated_at = now() "
         "WHERE instance_id = $1 AND stamp = $2 AND node_id = $3 AND status = 'running'",
         instance_id, stamp, node_id, result);
-    if (updated.affected_rows() != 1) return std::nullopt;  // rolls back: the signal stays queued
+    if (updated.affected_rows() != 1) return std::nullopt;  // the signal stays queued
+    tx.exec_params("DELETE FROM df._signals WHERE seq = $1", queued[0][0].as<std::int64_t>());
     tx.exec_params(kMirrorLeaf, instance_id, node_id, stamp, "completed", result, nullptr, nullptr);
-    tx.commit();
     return result;
 }
 
-std::optional<InstanceState> instance_state(pqxx::connection &conn, const std::string &instance_id) {
-    pqxx::read_transaction tx(conn);
+std::optional<InstanceState> instance_state(pqxx::work &tx, const std::string &instance_id) {
     const auto rows = tx.exec_params("SELECT status, error FROM df.instances WHERE id = $1", instance_id);
     if (rows.empty()) return std::nullopt;
     InstanceState state;
@@ -327,21 +318,18 @@ std::optional<InstanceState> instance_state(pqxx::connection &conn, const std::s
     return state;
 }
 
-void mark_running(pqxx::connection &conn, const std::vector<std::string> &ids) {
+void mark_running(pqxx::work &tx, const std::vector<std::string> &ids) {
     const std::string array = id_array(ids);
-    pqxx::work tx(conn);
     if (!holds_epoch(tx)) return;
     tx.exec_params("UPDATE df.instances i SET status = 'running', updated_at = now() "
                    "FROM (SELECT id FROM df.instances WHERE id = ANY ($1::text[]) AND status = 'pending' "
                    "      FOR NO KEY UPDATE SKIP LOCKED) p WHERE i.id = p.id",
                    array);
-    tx.commit();
 }
 
-std::vector<NamedInstanceState> instance_states(pqxx::connection &conn, const std::vector<std::string> &ids,
+std::vector<NamedInstanceState> instance_states(pqxx::work &tx, const std::vector<std::string> &ids,
                                                 bool all_active) {
     const std::string array = id_array(ids);
-    pqxx::read_transaction tx(conn);
     std::vector<NamedInstanceState> out;
     for (const auto &row : tx.exec_params("SELECT id, status, error FROM df.instances WHERE id = ANY ($1::text[]) "
                                           "OR ($2 AND status IN ('pending', 'running'))",
@@ -355,9 +343,8 @@ std::vector<NamedInstanceState> instance_states(pqxx::connection &conn, const st
     return out;
 }
 
-void record_cancelled(pqxx::connection &conn, const std::string &instance_id, std::int64_t execution,
+void record_cancelled(pqxx::work &tx, const std::string &instance_id, std::int64_t execution,
                       const std::vector<durable::engine::RecordKey> &steps, const std::string &error) {
-    pqxx::work tx(conn);
     // No instance lock (the step has ended; see docs/ARCHITECTURE.md "Lock
     // order"), but the same epoch fence as every other write.
     if (!holds_epoch(tx)) return;
@@ -370,11 +357,9 @@ void record_cancelled(pqxx::connection &conn, const std::string &instance_id, st
         w.completed_at = std::chrono::system_clock::now();
         upsert_activation(tx, instance_id, execution, w);
     }
-    tx.commit();
 }
 
-bool has_http_privilege(pqxx::connection &conn, std::int64_t role_oid) {
-    pqxx::read_transaction tx(conn);
+bool has_http_privilege(pqxx::work &tx, std::int64_t role_oid) {
     const auto rows = tx.exec_params(
         "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE oid = $1::oid) "
         "THEN pg_catalog.has_function_privilege($1::oid, 'df.http(text,text,text,jsonb,integer)', 'EXECUTE') "

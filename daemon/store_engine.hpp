@@ -2,6 +2,12 @@
 // every statement the orchestrator runs on df tables for loading instances,
 // recording effects and consuming signals. Blocking libpqxx calls: run them
 // only on a DbWorker thread.
+//
+// Each call runs its statements in the caller's transaction and never relies
+// on rolling it back: PgEngineStore commits the calls of many instances
+// together (one commit for a batch, pg_engine_store.hpp). A call that finds
+// its instance no longer live writes nothing. The instance row is always
+// locked first, NOWAIT (the one lock order, docs/ARCHITECTURE.md).
 #pragma once
 
 #include <cstdint>
@@ -35,50 +41,50 @@ struct LoadedInstance {
 };
 
 // Ids of pending and running instances, oldest first.
-std::vector<std::string> active_instance_ids(pqxx::connection &conn);
+std::vector<std::string> active_instance_ids(pqxx::work &tx);
 
 // Everything about one pending or running instance; nullopt when it is gone
 // or already terminal.
-std::optional<LoadedInstance> load_instance(pqxx::connection &conn, const std::string &id);
+std::optional<LoadedInstance> load_instance(pqxx::work &tx, const std::string &id);
 
 // The active daemon's secret (df._daemon_secret): df._run_step refuses other
 // callers; a daemon taking over rotates it, fencing its predecessor. Writes
 // nothing when the session's worker epoch was replaced meanwhile.
-void write_daemon_secret(pqxx::connection &conn, const std::string &secret, const std::string &epoch_id);
+void write_daemon_secret(pqxx::work &tx, const std::string &secret, const std::string &epoch_id);
 
-// Commits one batch of interpreter writes for an instance in one
-// transaction (instance row locked first). Returns false, writing nothing,
+// Writes one batch of interpreter writes for an instance (instance row
+// locked first). Returns false, writing nothing,
 // when the instance is no longer pending or running (cancelled meanwhile).
-bool apply_effects(pqxx::connection &conn, const std::string &instance_id, std::int64_t execution,
+bool apply_effects(pqxx::work &tx, const std::string &instance_id, std::int64_t execution,
                    const durable::engine::Effects &effects);
 
 // Fails an instance that cannot run at all (dropped role, superuser, broken graph).
-void fail_instance(pqxx::connection &conn, const std::string &instance_id, const std::string &error,
+void fail_instance(pqxx::work &tx, const std::string &instance_id, const std::string &error,
                    const std::optional<std::string> &error_node);
 
 // Records one activation outside a step transaction (a connection failure,
 // a step in another database, an HTTP step), then the instance's batch.
-void record_activation(pqxx::connection &conn, const std::string &instance_id, std::int64_t execution,
+void record_activation(pqxx::work &tx, const std::string &instance_id, std::int64_t execution,
                        const durable::engine::ActivationWrite &write);
 
 // Hands the oldest queued signal `signal_name` of the instance to the wait
-// (stamp, node_id): deletes it and completes the wait in one transaction.
+// (stamp, node_id): deletes it and completes the wait together.
 // Returns the SIGNAL result, or nullopt when nothing is queued.
-std::optional<std::string> consume_signal(pqxx::connection &conn, const std::string &instance_id,
+std::optional<std::string> consume_signal(pqxx::work &tx, const std::string &instance_id,
                                           const std::string &stamp, const std::string &node_id,
                                           const std::string &signal_name);
 
 // Marks taken-up instances 'running' in one statement (SPEC §15: an instance
 // is running as soon as the daemon has taken it up). Rows someone else holds
 // locked are skipped: their first step's commit marks them.
-void mark_running(pqxx::connection &conn, const std::vector<std::string> &ids);
+void mark_running(pqxx::work &tx, const std::vector<std::string> &ids);
 
 // The instance's status and error (cancel reason), nullopt when gone.
 struct InstanceState {
     std::string status;
     std::optional<std::string> error;
 };
-std::optional<InstanceState> instance_state(pqxx::connection &conn, const std::string &instance_id);
+std::optional<InstanceState> instance_state(pqxx::work &tx, const std::string &instance_id);
 
 // The committed state of the named instances (ids that name no instance are
 // absent), plus every pending or running one when `all_active` is set: what a
@@ -87,16 +93,16 @@ struct NamedInstanceState {
     std::string id;
     InstanceState state;
 };
-std::vector<NamedInstanceState> instance_states(pqxx::connection &conn, const std::vector<std::string> &ids,
+std::vector<NamedInstanceState> instance_states(pqxx::work &tx, const std::vector<std::string> &ids,
                                                 bool all_active);
 
 // Marks the activations of a cancelled instance's interrupted steps.
-void record_cancelled(pqxx::connection &conn, const std::string &instance_id, std::int64_t execution,
+void record_cancelled(pqxx::work &tx, const std::string &instance_id, std::int64_t execution,
                       const std::vector<durable::engine::RecordKey> &steps, const std::string &error);
 
 // Whether the role (by oid) holds EXECUTE on df.http (SPEC §14 gate 1);
 // false when the role is gone.
-bool has_http_privilege(pqxx::connection &conn, std::int64_t role_oid);
+bool has_http_privilege(pqxx::work &tx, std::int64_t role_oid);
 
 // Retention and loop-history bounding (SPEC §17, DESIGN §2.8): one small
 // batch of each kind of cleanup, each in its own short transaction, skipping

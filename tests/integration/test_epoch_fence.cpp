@@ -71,16 +71,31 @@ TEST_CASE("epoch fence: a replaced epoch's bookkeeping session writes nothing, w
     store::RetentionLimits retention;
     retention.retention_days = 0;
 
+    // Each bookkeeping call in a transaction of its own (PgEngineStore may
+    // also commit several together: the fence holds per call either way).
+    auto alone = [](auto call) {
+        return [call](pqxx::connection &c) {
+            pqxx::work tx(c);
+            call(c, tx);
+            tx.commit();
+        };
+    };
     const std::pair<const char *, std::function<void(pqxx::connection &)>> writes[] = {
-        {"write_daemon_secret",
-         [&](pqxx::connection &c) { store::write_daemon_secret(c, "secret", &c == live.get() ? current : replaced); }},
-        {"mark_running", [&](pqxx::connection &c) { store::mark_running(c, {id}); }},
-        {"record_activation", [&](pqxx::connection &c) { store::record_activation(c, id, 1, write("", "running")); }},
-        {"consume_signal", [&](pqxx::connection &c) { store::consume_signal(c, id, stamp, node, "go"); }},
-        {"record_cancelled",
-         [&](pqxx::connection &c) { store::record_cancelled(c, id, 1, {{stamp + "::c", node}}, "Cancelled: x"); }},
-        {"apply_effects", [&](pqxx::connection &c) { store::apply_effects(c, id, 1, effects); }},
-        {"fail_instance", [&](pqxx::connection &c) { store::fail_instance(c, id, "boom", std::nullopt); }},
+        {"write_daemon_secret", alone([&](pqxx::connection &c, pqxx::work &tx) {
+             store::write_daemon_secret(tx, "secret", &c == live.get() ? current : replaced);
+         })},
+        {"mark_running", alone([&](pqxx::connection &, pqxx::work &tx) { store::mark_running(tx, {id}); })},
+        {"record_activation",
+         alone([&](pqxx::connection &, pqxx::work &tx) { store::record_activation(tx, id, 1, write("", "running")); })},
+        {"consume_signal",
+         alone([&](pqxx::connection &, pqxx::work &tx) { store::consume_signal(tx, id, stamp, node, "go"); })},
+        {"record_cancelled", alone([&](pqxx::connection &, pqxx::work &tx) {
+             store::record_cancelled(tx, id, 1, {{stamp + "::c", node}}, "Cancelled: x");
+         })},
+        {"apply_effects",
+         alone([&](pqxx::connection &, pqxx::work &tx) { store::apply_effects(tx, id, 1, effects); })},
+        {"fail_instance",
+         alone([&](pqxx::connection &, pqxx::work &tx) { store::fail_instance(tx, id, "boom", std::nullopt); })},
         {"retention_batch (the failed instance is past retention_days = 0)",
          [&](pqxx::connection &c) { store::retention_batch(c, retention); }},
     };
