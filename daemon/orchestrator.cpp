@@ -165,9 +165,9 @@ void Orchestrator::start_instance(store::LoadedInstance loaded) {
         try {
             durable::Graph graph = durable::load_stored(loaded.root_node, loaded.nodes);
             durable::validate_graph(graph);  // rows may have been written around df.start
-            durable::engine::InstanceInfo info{id, loaded.label, loaded.execution, loaded.vars};
+            durable::engine::InstanceInfo info{id, loaded.label, loaded.execution, std::move(loaded.vars)};
             run = std::make_unique<durable::engine::InstanceRun>(std::move(graph), std::move(info), engine_settings(),
-                                                                 loaded.history);
+                                                                 std::move(loaded.history));
         } catch (const durable::GraphError &e) {
             refusal = e.what();  // "Invalid durable function graph: <path>: <reason>"
         } catch (const std::exception &e) {
@@ -179,6 +179,12 @@ void Orchestrator::start_instance(store::LoadedInstance loaded) {
         store_->fail_instance(id, *refusal);
         return;
     }
+    // The graph, vars and history now live in `run`: the row keeps only what
+    // steps need (id, role, database, execution), so a sleeping instance
+    // costs the daemon little memory (DESIGN §6: <= 2 KB each).
+    loaded.nodes = {};
+    loaded.vars = {};
+    loaded.history = {};
     auto inst = std::make_unique<Instance>();
     inst->row = std::move(loaded);
     inst->run = std::move(run);
