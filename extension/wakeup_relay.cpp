@@ -408,6 +408,11 @@ void pgd_wakeup_relay_main(Datum) {
     const char *database = (pgd_database != nullptr && pgd_database[0] != '\0') ? pgd_database : "postgres";
     BackgroundWorkerInitializeConnection(database, nullptr, 0);
     SetConfigOption("application_name", "pg_durable wakeup relay", PGC_USERSET, PGC_S_OVERRIDE);
+    // The relay's transactions write nothing but their NOTIFY, a hint: no
+    // need to wait for its commit record to reach the disk (after a crash
+    // the daemon reconnects and looks at every live instance anyway). The
+    // notification is delivered at commit either way, a WAL flush sooner.
+    SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
     pgstat_report_appname("pg_durable wakeup relay");
     if (shared == nullptr) proc_exit(1);
 
