@@ -51,7 +51,7 @@ fi
 DISPATCH_WARMUP=10
 # Overrides, for trying things out: PGD_BENCH_PGBENCH_T, PGD_BENCH_DISPATCH_N,
 # PGD_BENCH_CHAIN_STEPS, PGD_BENCH_CHAIN_RUNS, PGD_BENCH_TP_T,
-# PGD_BENCH_TP_PER_CLIENT, PGD_BENCH_DIAG_N.
+# PGD_BENCH_TP_PER_CLIENT, PGD_BENCH_DIAG_N, PGD_BENCH_SETTINGS (postgresql.conf lines).
 PGBENCH_T="${PGD_BENCH_PGBENCH_T:-$PGBENCH_T}"
 DISPATCH_N="${PGD_BENCH_DISPATCH_N:-$DISPATCH_N}"
 CHAIN_STEPS="${PGD_BENCH_CHAIN_STEPS:-$CHAIN_STEPS}"
@@ -172,6 +172,12 @@ log_checkpoints = off
 # no background writes in the commit counts (pg_walinspect); runs are minutes long
 autovacuum = off
 EOF
+# PGD_BENCH_SETTINGS: further postgresql.conf lines, e.g. for an A/B run
+# without the wake-up relay: PGD_BENCH_SETTINGS='pg_durable.wakeup_relay_slots = 0'.
+if [ -n "${PGD_BENCH_SETTINGS:-}" ]; then
+  printf '%s\n' "$PGD_BENCH_SETTINGS" | as_pg tee -a "$DATA/postgresql.conf" >/dev/null
+  say "extra settings: $PGD_BENCH_SETTINGS"
+fi
 as_pg "$BINDIR/pg_ctl" -D "$DATA" -l "$SERVER_LOG" -w -t 60 start >/dev/null || die "pg_ctl start failed"
 SERVER_UP=1
 

@@ -24,6 +24,41 @@ std::string signal_result(std::string_view signal_name, bool timed_out, std::str
         .append("}");
 }
 
+bool is_instance_id(std::string_view id) noexcept {
+    if (id.size() != kInstanceIdChars) return false;
+    for (char c : id)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
+}
+
+std::string start_batch_payload(const std::vector<std::string> &ids) {
+    std::string out(kWakeupStartBatchPrefix);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        if (i > 0) out += kWakeupIdSeparator;
+        out += ids[i];
+    }
+    return out;
+}
+
+std::optional<std::vector<std::string>> parse_start_batch(std::string_view payload) {
+    if (payload.substr(0, kWakeupStartBatchPrefix.size()) != kWakeupStartBatchPrefix) return std::nullopt;
+    payload.remove_prefix(kWakeupStartBatchPrefix.size());
+    // Exactly n ids and n-1 separators: the length says n before anything is allocated.
+    if ((payload.size() + 1) % (kInstanceIdChars + 1) != 0) return std::nullopt;
+    const std::size_t count = (payload.size() + 1) / (kInstanceIdChars + 1);
+    if (count == 0 || count > kWakeupMaxIdsPerBatch) return std::nullopt;
+    std::vector<std::string> ids;
+    ids.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+        const std::string_view id = payload.substr(i * (kInstanceIdChars + 1), kInstanceIdChars);
+        if (!is_instance_id(id)) return std::nullopt;
+        if (i + 1 < count && payload[i * (kInstanceIdChars + 1) + kInstanceIdChars] != kWakeupIdSeparator)
+            return std::nullopt;
+        ids.emplace_back(id);
+    }
+    return ids;
+}
+
 namespace {
 
 constexpr std::string_view kSeparator = "::";

@@ -12,6 +12,7 @@
 // end and is written alone.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -19,6 +20,34 @@
 #include <vector>
 
 namespace durable::protocol {
+
+// Wake-up payloads (NOTIFY df_wakeup, DESIGN §2.5, §2.12): hints naming
+// instances to look at, never instructions. The single kinds are
+// '<kind>:<id>' (start, signal, cancel; daemon/wakeup.hpp parses them) and
+// 'schedule'. The wake-up relay of the extension (docs/ARCHITECTURE.md
+// "Wake-ups are hints") sends the ids of many committed df.start calls in one
+// payload, 'starts:<id>,<id>,...', and 'rescan' when its ring overflowed:
+// "look at every live instance" (what the daemon does when its own inbox
+// overflows).
+inline constexpr std::string_view kWakeupStartBatchPrefix = "starts:";
+inline constexpr char kWakeupIdSeparator = ',';
+inline constexpr std::string_view kWakeupRescan = "rescan";
+inline constexpr std::size_t kInstanceIdChars = 8;
+// PostgreSQL refuses a NOTIFY payload of 8000 bytes or more.
+inline constexpr std::size_t kWakeupMaxPayloadBytes = 7999;
+// Ids per 'starts:' payload: the prefix, then 8 characters per id and a separator between two.
+inline constexpr std::size_t kWakeupMaxIdsPerBatch =
+    (kWakeupMaxPayloadBytes - kWakeupStartBatchPrefix.size() + 1) / (kInstanceIdChars + 1);
+static_assert(kWakeupStartBatchPrefix.size() + kWakeupMaxIdsPerBatch * (kInstanceIdChars + 1) - 1 <=
+              kWakeupMaxPayloadBytes);
+
+// An instance id: 8 lowercase hex digits.
+bool is_instance_id(std::string_view id) noexcept;
+// 'starts:<id>,...' of 1 to kWakeupMaxIdsPerBatch ids (each is_instance_id).
+std::string start_batch_payload(const std::vector<std::string> &ids);
+// The ids of a 'starts:' payload, or nullopt when it is not one or is
+// malformed anywhere (no id, an empty or bad id, too many ids).
+std::optional<std::vector<std::string>> parse_start_batch(std::string_view payload);
 
 // Status words of df.instances, df.nodes and df._activations.
 inline constexpr const char *kPending = "pending";

@@ -347,7 +347,11 @@ void Lifecycle::drain_wakeups() {
         if (batch.malformed > 0)
             wakeup_log_->warn("ignored {} malformed df_wakeup payload(s) of {}, first '{}'", batch.malformed,
                               batch.received, batch.malformed_sample);
-        if (batch.overflow)
+        if (batch.rescans > 0)
+            wakeup_log_->info("df_wakeup asked for a rescan ({} of {} payload(s); the wake-up relay's ring "
+                              "overflowed, or a forged hint): looking at every instance",
+                              batch.rescans, batch.received);
+        else if (batch.overflow)
             wakeup_log_->info("{} df_wakeup payload(s) at once: looking at every instance instead", batch.received);
         if (!batch.ids.empty() && wakeup_log_->should_log(spdlog::level::debug)) {
             std::string ids;

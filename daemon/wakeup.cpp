@@ -1,17 +1,10 @@
 #include "daemon/wakeup.hpp"
 
+#include "common/protocol.hpp"
+
 namespace pgd::daemon {
 
-namespace {
-
-bool is_instance_id(std::string_view id) {
-    if (id.size() != 8) return false;
-    for (char c : id)
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-    return true;
-}
-
-}  // namespace
+using durable::protocol::is_instance_id;
 
 std::optional<Wakeup> parse_wakeup(std::string_view payload) {
     const auto colon = payload.find(':');
@@ -47,6 +40,19 @@ void WakeupInbox::add(std::string_view payload) {
         batch_.schedules = true;
         return;
     }
+    // The wake-up relay's kinds (common/protocol.hpp): its ring overflowed,
+    // or the ids of many committed starts. Either is a hint like any other:
+    // a rescan reads every live instance's row, an id costs one index probe.
+    if (payload == durable::protocol::kWakeupRescan) {
+        ++batch_.rescans;
+        batch_.overflow = true;
+        batch_.ids.clear();
+        return;
+    }
+    if (auto ids = durable::protocol::parse_start_batch(payload)) {
+        for (auto &id : *ids) add_id(std::move(id));
+        return;
+    }
     const auto wakeup = parse_wakeup(payload);
     if (!wakeup) {
         if (batch_.malformed++ == 0) batch_.malformed_sample = std::string(payload.substr(0, 64));
@@ -60,6 +66,7 @@ void WakeupInbox::merge(WakeupBatch batch) {
     if (batch_.malformed == 0) batch_.malformed_sample = std::move(batch.malformed_sample);
     batch_.malformed += batch.malformed;
     batch_.schedules = batch_.schedules || batch.schedules;
+    batch_.rescans += batch.rescans;
     if (batch.overflow) {
         batch_.overflow = true;
         batch_.ids.clear();

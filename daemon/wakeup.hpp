@@ -1,6 +1,9 @@
 // Wake-ups: the extension sends NOTIFY df_wakeup, '<kind>:<instance_id>' at
 // commit of df.start, df.signal and df.cancel (DESIGN.md §2.5), and
-// 'schedule' at commit of df.schedule and its siblings.
+// 'schedule' at commit of df.schedule and its siblings. df.start's ids
+// usually come through the extension's wake-up relay instead, many in one
+// 'starts:<id>,<id>,...' payload, or 'rescan' when its ring overflowed
+// (the payload formats are defined in common/protocol.hpp).
 //
 // Anyone who can connect can NOTIFY any channel with any payload (DESIGN
 // §2.12), so a payload is only a hint naming an instance to look at: the
@@ -29,7 +32,8 @@ struct Wakeup {
     std::string instance_id;  // ^[0-9a-f]{8}$
 };
 
-// Parses a NOTIFY payload; nullopt for anything malformed (never throws).
+// Parses a single-kind NOTIFY payload ('<kind>:<id>'); nullopt for anything
+// else (never throws).
 std::optional<Wakeup> parse_wakeup(std::string_view payload);
 
 const char *to_string(WakeupKind kind);
@@ -44,6 +48,7 @@ struct WakeupBatch {
     std::string malformed_sample;  // the first of them, cut to 64 bytes (for the log)
     std::size_t received = 0;   // payloads in all
     bool schedules = false;     // 'schedule': a schedule changed (SPEC §19.4), read them again
+    std::size_t rescans = 0;    // 'rescan' payloads (each also sets overflow)
 
     bool empty() const noexcept { return ids.empty() && !overflow && malformed == 0 && !schedules; }
 };
@@ -52,7 +57,9 @@ class WakeupInbox {
 public:
     static constexpr std::size_t kMaxIds = 10000;
 
-    // Notes one payload; never throws beyond std::bad_alloc, never grows past kMaxIds ids.
+    // Notes one payload ('<kind>:<id>', 'starts:<ids>', 'rescan' or 'schedule';
+    // anything else counts as malformed); never throws beyond std::bad_alloc,
+    // never grows past kMaxIds ids.
     void add(std::string_view payload);
     // Folds in a batch taken elsewhere (same bound).
     void merge(WakeupBatch batch);

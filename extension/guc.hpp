@@ -25,4 +25,5 @@ extern int pgd_max_management_connections;
 extern int pgd_max_duroxide_connections;
 extern int pgd_max_new_transaction_starts;
 extern int pgd_new_transaction_start_timeout;
+extern int pgd_wakeup_relay_slots;
 }

@@ -13,6 +13,7 @@ extern "C" {
 #include "extension/new_start.hpp"
 #include "extension/shim.hpp"
 #include "extension/uninstall.hpp"
+#include "extension/wakeup_relay.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -40,6 +41,7 @@ int pgd_max_management_connections = 6;
 int pgd_max_duroxide_connections = 10;
 int pgd_max_new_transaction_starts = 2;
 int pgd_new_transaction_start_timeout = 5;
+int pgd_wakeup_relay_slots = 8192;
 
 void _PG_init(void);
 }
@@ -133,6 +135,9 @@ void define_settings() {
         "Longest wait of df.start with transaction_mode => 'new' for a launch slot.", nullptr,
         &pgd_new_transaction_start_timeout, 5, 1, 3600, PGC_POSTMASTER, GUC_UNIT_S,
         nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pg_durable.wakeup_relay_slots",
+        "Instance ids the wake-up relay's ring holds; 0 = no relay, df.start sends NOTIFY itself.", nullptr,
+        &pgd_wakeup_relay_slots, 8192, 0, 1048576, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("pg_durable");
 }
 
@@ -149,5 +154,6 @@ void _PG_init(void) {
     define_settings();
     pgd_install_uninstall_hook();
     pgd_new_start_install_shmem_hooks();
+    pgd_wakeup_relay_register();
     if (pgd_launch_daemon) pgd_shim_register();
 }

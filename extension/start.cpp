@@ -1,7 +1,8 @@
 // df.start (SPEC.md §9): validate and materialise the graph, check the
 // submitting role and the target database, then write the instance, its
 // frozen nodes and the caller's vars snapshot in the caller's transaction and
-// NOTIFY the daemon, which therefore wakes only if the caller commits.
+// wake the daemon once the caller commits (extension/wakeup_relay.hpp), so
+// only if it commits.
 //
 // df.start_once (SPEC §19.2) is the same with an idempotency key: the
 // instance row carries it, and the unique index on (submitted_by,
@@ -16,7 +17,6 @@ extern "C" {
 #include "access/htup_details.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
-#include "commands/async.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
@@ -38,6 +38,7 @@ extern "C" {
 #include "extension/new_start.hpp"
 #include "extension/start.hpp"
 #include "extension/spi_util.hpp"
+#include "extension/wakeup_relay.hpp"
 
 namespace {
 
@@ -283,10 +284,9 @@ char *start_instance(const char *fut, const char *label, const char *database, c
     SPI_finish();
     if (existing) return result_id;
 
-    // Queued now, delivered at commit: a rollback wakes nobody.
-    char payload[32];
-    snprintf(payload, sizeof payload, "start:%s", result_id);
-    Async_Notify("df_wakeup", payload);
+    // Sent once the caller commits (through the relay, or a NOTIFY queued
+    // now): a rollback wakes nobody.
+    pgd_wakeup_start(result_id);
     return result_id;
 }
 
@@ -391,8 +391,6 @@ char *pgd_start_as(const char *fut, const char *label, const char *database, Oid
     char *result_id = static_cast<char *>(SPI_palloc(strlen(instance_id) + 1));
     strcpy(result_id, instance_id);
     SPI_finish();
-    char payload[32];
-    snprintf(payload, sizeof payload, "start:%s", result_id);
-    Async_Notify("df_wakeup", payload);
+    pgd_wakeup_start(result_id);
     return result_id;
 }

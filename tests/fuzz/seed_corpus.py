@@ -129,7 +129,9 @@ def main():
     for n in ("test_daemon_orchestrator.cpp", "test_daemon_lifecycle.cpp"):
         wakeups += [s for s in all_unit[n] if re.match(rb"^[a-z]*:", s)]
     wakeups += [b"start:0123abcd", b"signal:deadbeef\0cancel:00000000\0start:0123abcd", b"start:0123ABCD",
-                b"cancel:0123abc", b":", b"signal:deadbeef:x"]
+                b"cancel:0123abc", b":", b"signal:deadbeef:x", b"starts:0123abcd,89abcdef",
+                b"start:0123abcd\0rescan\0starts:00000001,00000002\0starts:0000000g",
+                b"starts:0123abcd,\0starts:,\0starts:"]
     write("fuzz_wakeup", wakeups)
 
 

@@ -297,6 +297,36 @@ TEST_CASE("the wake-up inbox coalesces payloads into a bounded set of instance i
     CHECK(batch.received == 3 * WakeupInbox::kMaxIds);
 }
 
+TEST_CASE("the wake-up inbox takes the relay's batches and its rescan", "[daemon][wakeup]") {
+    WakeupInbox inbox;
+    inbox.add("starts:0123abcd,89abcdef");
+    inbox.add("starts:0123abcd,zzzzzzzz");  // malformed anywhere: ignored whole
+    inbox.add("start:00000001");
+    auto batch = inbox.take();
+    CHECK(batch.ids == std::set<std::string>{"0123abcd", "89abcdef", "00000001"});
+    CHECK(batch.malformed == 1);
+    CHECK(batch.received == 3);
+    CHECK_FALSE(batch.overflow);
+    CHECK(batch.rescans == 0);
+
+    // 'rescan': look at every live instance, as after the inbox's own overflow.
+    inbox.add("starts:0123abcd");
+    inbox.add("rescan");
+    inbox.add("start:00000002");
+    batch = inbox.take();
+    CHECK(batch.overflow);
+    CHECK(batch.ids.empty());
+    CHECK(batch.rescans == 1);
+    CHECK(batch.malformed == 0);
+    WakeupInbox merged;
+    merged.add("start:00000003");
+    merged.merge(std::move(batch));
+    batch = merged.take();
+    CHECK(batch.overflow);
+    CHECK(batch.rescans == 1);
+    CHECK(batch.ids.empty());
+}
+
 TEST_CASE("lifecycle detaches when the extension is dropped and re-attaches to a new one", "[daemon]") {
     Harness h;
     h.server.extension = true;

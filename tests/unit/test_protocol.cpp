@@ -72,3 +72,32 @@ TEST_CASE("the SIGNAL result is one shape for a delivered signal and a timeout",
     CHECK(parsed["timed_out"] == false);
     CHECK(parsed.size() == 3);
 }
+
+TEST_CASE("the wake-up relay's payloads are built and parsed by one definition", "[protocol][wakeup]") {
+    CHECK(is_instance_id("0123abcd"));
+    CHECK_FALSE(is_instance_id("0123ABCD"));
+    CHECK_FALSE(is_instance_id("0123abc"));
+    CHECK_FALSE(is_instance_id("0123abcde"));
+
+    const std::vector<std::string> two{"0123abcd", "89abcdef"};
+    CHECK(start_batch_payload(two) == "starts:0123abcd,89abcdef");
+    CHECK(parse_start_batch("starts:0123abcd,89abcdef") == two);
+    CHECK(parse_start_batch("starts:0123abcd") == std::vector<std::string>{"0123abcd"});
+    for (const char *bad : {"starts:", "starts:0123abcd,", "starts:,0123abcd", "starts:0123abcd;89abcdef",
+                            "starts:0123abcd,89ABCDEF", "starts:0123abcd,,89abcdef", "start:0123abcd",
+                            "Starts:0123abcd", "starts:0123abcd89abcdef", "rescan", ""})
+        CHECK_FALSE(parse_start_batch(bad));
+
+    // The largest batch fits PostgreSQL's payload limit; one more id does not parse.
+    std::vector<std::string> full;
+    char id[9];
+    for (std::size_t i = 0; i < kWakeupMaxIdsPerBatch; ++i) {
+        std::snprintf(id, sizeof id, "%08zx", i);
+        full.emplace_back(id);
+    }
+    const std::string payload = start_batch_payload(full);
+    CHECK(payload.size() <= kWakeupMaxPayloadBytes);
+    CHECK(payload.size() + kInstanceIdChars + 1 > kWakeupMaxPayloadBytes);
+    CHECK(parse_start_batch(payload) == full);
+    CHECK_FALSE(parse_start_batch(payload + ",00000000"));
+}
