@@ -10,7 +10,7 @@
 #include <regex>
 #include <sstream>
 
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include "test_engine_common.hpp"
 
