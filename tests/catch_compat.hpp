@@ -25,5 +25,5 @@ inline Matchers::StringContainsMatcher Contains(const std::string &text,
 int main(int argc, char *argv[]) { return Catch::Session().run(argc, argv); }
 #endif
 #else
-#include "catch_compat.hpp"
+#include <catch2/catch.hpp>
 #endif
