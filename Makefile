@@ -17,6 +17,8 @@
 # (default: PostgreSQL 15's, else the first pg_config on PATH). One build
 # directory per server: BUILD defaults to build-<major> when PG_CONFIG is given.
 PG_CONFIG ?=
+# Scripts that start clusters (deploy/local, bench) use the same server.
+export PG_CONFIG
 # The major version a /usr/lib/postgresql/<major>/bin/pg_config path names
 # (scripts/install-deps.sh installs that server's packages); default 15.
 PG_MAJOR  ?= $(or $(shell echo '$(PG_CONFIG)' | sed -n 's|.*/postgresql/\([0-9][0-9]*\)/.*|\1|p'),15)
