@@ -9,7 +9,7 @@ set -euo pipefail
 pg=${PGD_PG_MAJOR:-15}
 case "$pg" in ''|*[!0-9]*) echo "install-deps: PGD_PG_MAJOR must be a number, not '$pg'" >&2; exit 2 ;; esac
 PACKAGES=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config iproute2
   "postgresql-$pg" "postgresql-server-dev-$pg" "postgresql-client-$pg" postgresql-contrib
   libpq-dev libpqxx-dev
   libboost-dev libboost-system-dev

@@ -9,9 +9,10 @@
 # its packages are refreshed only when the list below changes) and, inside
 # the root, the build directory (/build) and a ccache (/var/cache/pgd-ccache),
 # so a second run only rebuilds what changed and reruns the tests.
-# [suites] is "all" (default: every ctest suite, as `make test` on 15) or
-# "ci" (unit, regress and the [engine] integration cases: what CI runs on 17
-# when the budget cannot hold both full suites). Extra ctest arguments:
+# [suites] is "all" (default: every ctest suite, as `make test` on 15), "ci"
+# (unit, regress and the [engine] integration cases: what CI would run on 17
+# if the budget could not hold both full suites) or a Catch2 tag spec such as
+# "[keepalive]" (only those integration cases). Extra ctest arguments:
 # PG17_CTEST_ARGS.
 #
 # Isolation and cleanup: the build and the tests run in their own mount, PID,
@@ -39,15 +40,16 @@ if [ -z "$mirror" ]; then
   mirror=${mirror:-http://deb.debian.org/debian}
 fi
 
-# scripts/install-deps.sh's list with Debian 13's names (postgresql-17; no
-# prometheus: the monitoring_rules test skips without promtool) plus ccache.
+# scripts/install-deps.sh's list with Debian 13's names (postgresql-17),
+# plus ccache.
 PACKAGES=(
-  build-essential cmake pkg-config ccache
+  build-essential cmake pkg-config ccache iproute2
   postgresql-17 postgresql-server-dev-17 postgresql-client-17 postgresql-contrib
   libpq-dev libpqxx-dev
   libboost-dev libboost-system-dev
   nlohmann-json3-dev libspdlog-dev catch2 libcctz-dev
   libssl-dev ca-certificates tzdata
+  prometheus prometheus-postgres-exporter
 )
 
 step_start=$(date +%s)
@@ -85,7 +87,7 @@ in_root() {
       mount --bind "$PGD_SRC" "$PGD_ROOT/src"
       mount -o remount,bind,ro "$PGD_ROOT/src"
       # A network namespace of our own starts with loopback down.
-      if [ -n "${PGD_NETNS:-}" ]; then ip link set lo up; fi
+      if [ -n "${PGD_NETNS:-}" ]; then chroot "$PGD_ROOT" /usr/sbin/ip link set lo up; fi
       exec chroot "$PGD_ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
         TERM=dumb "$@"' in_root "$@"
 }
@@ -111,7 +113,10 @@ engine_tags=
 case "$suites" in
   all) ctest_args=() ;;
   ci) ctest_args=(-R '^(unit|regress|meta_json|frozen_sql_.*)$'); engine_tags='[engine]' ;;
-  *) echo "test-pg17: suites must be 'all' or 'ci', not '$suites'" >&2; exit 2 ;;
+  # While working on one area: only these integration cases (a Catch2 test
+  # spec, e.g. "[keepalive],[monitor]"), plus the quick meta_json check.
+  \[*) ctest_args=(-R '^meta_json$'); engine_tags=$suites ;;
+  *) echo "test-pg17: suites must be 'all', 'ci' or a Catch2 tag spec, not '$suites'" >&2; exit 2 ;;
 esac
 # shellcheck disable=SC2206
 ctest_args+=(${PG17_CTEST_ARGS:-})
