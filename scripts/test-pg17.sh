@@ -71,12 +71,13 @@ fi
 
 # Runs a command chrooted in the root, in new mount and PID namespaces with
 # /proc, /dev and the source tree (read-only, at /src) mounted. Arguments:
-# extra unshare options, then "--", then the command.
+# extra unshare options, then "--", then the command. Call it through
+# run_in_root (it ends its shell by exec'ing unshare).
 in_root() {
   local opts=()
   while [ "$1" != "--" ]; do opts+=("$1"); shift; done
   shift
-  unshare --mount --propagation private --pid --fork --kill-child "${opts[@]}" \
+  exec unshare --mount --propagation private --pid --fork --kill-child "${opts[@]}" \
     env PGD_ROOT="$root" PGD_SRC="$src" bash -c '
       set -e
       mount -t proc proc "$PGD_ROOT/proc"
@@ -92,6 +93,28 @@ in_root() {
         TERM=dumb "$@"' in_root "$@"
 }
 
+# in_root in the background, waited for, so that this script's end, however
+# it comes (an error, Ctrl-C, kill), ends the namespace too: unshare blocks
+# SIGINT and SIGTERM (they are meant for its child, and the namespace's first
+# process ignores them), so it gets SIGKILL, and --kill-child then SIGKILLs
+# that first process; the kernel kills every other process of the namespace
+# (clusters, daemons, tests) and drops its mounts.
+child=
+stop_child() {
+  if [ -n "$child" ]; then kill -KILL "$child" 2>/dev/null || true; wait "$child" 2>/dev/null || true; fi
+  child=
+}
+trap 'stop_child; exit 130' INT TERM HUP
+trap stop_child EXIT
+run_in_root() {
+  local rc=0
+  in_root "$@" &
+  child=$!
+  wait "$child" || rc=$?
+  child=
+  return $rc
+}
+
 stamp="$root/.pgd-packages-$(printf '%s\n' "${PACKAGES[@]}" | sha256sum | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
   step "installing ${PACKAGES[*]} in the root"
@@ -101,7 +124,7 @@ if [ ! -e "$stamp" ]; then
   echo "create_main_cluster = false" > "$root/etc/postgresql-common/createcluster.d/pg_durable.conf"
   # No daemons started by package scripts inside the root.
   printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d" && chmod 755 "$root/usr/sbin/policy-rc.d"
-  in_root -- bash -c "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq &&
+  run_in_root -- bash -c "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq &&
     apt-get install -y -qq --no-install-recommends ${PACKAGES[*]}" > "$out/packages.log" 2>&1 ||
     { tail -n 30 "$out/packages.log"; exit 1; }
   rm -f "$root"/.pgd-packages-* && touch "$stamp"
@@ -124,7 +147,7 @@ ctest_args+=(${PG17_CTEST_ARGS:-})
 step "building and testing against PostgreSQL 17 in the root (suites: $suites)"
 jobs=${JOBS:-$(nproc)}
 status=0
-PGD_NETNS=1 in_root --net --ipc -- bash -c '
+PGD_NETNS=1 run_in_root --net --ipc -- bash -c '
   set -euo pipefail
   export CCACHE_DIR=/var/cache/pgd-ccache CCACHE_BASEDIR=/
   cmake -S /src -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
