@@ -9,19 +9,32 @@
 #              run FUZZ_SECONDS (default 60); fails on any finding
 #   make test-asan  unit tests and an integration subset under ASan+UBSan
 #              (build-asan; docs/RELIABILITY.md, "Sanitizers")
-BUILD ?= build
+#   make test-pg17  the same ctest suites against PostgreSQL 17, in a Debian 13
+#              root made once with debootstrap (build-pg17; README, "Testing")
+#
+# The PostgreSQL server to build for and install into is the one pg_config
+# names, as with PGXS: `make install PG_CONFIG=/usr/lib/postgresql/17/bin/pg_config`
+# (default: PostgreSQL 15's, else the first pg_config on PATH). One build
+# directory per server: BUILD defaults to build-<major> when PG_CONFIG is given.
+PG_CONFIG ?=
+# Scripts that start clusters (deploy/local, bench) use the same server.
+export PG_CONFIG
+# The major version a /usr/lib/postgresql/<major>/bin/pg_config path names
+# (scripts/install-deps.sh installs that server's packages); default 15.
+PG_MAJOR  ?= $(or $(shell echo '$(PG_CONFIG)' | sed -n 's|.*/postgresql/\([0-9][0-9]*\)/.*|\1|p'),15)
+BUILD ?= $(if $(PG_CONFIG),build-$(PG_MAJOR),build)
 JOBS  ?= $(shell nproc)
 SUDO  := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps configure build install test chaos run stop psql clean bench fuzz test-asan
+.PHONY: all deps configure build install test chaos run stop psql clean bench fuzz test-asan test-pg17
 
 all: build
 
 deps:
-	@bash scripts/install-deps.sh
+	@PGD_PG_MAJOR=$(PG_MAJOR) bash scripts/install-deps.sh
 
 configure: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(if $(PG_CONFIG),-DPG_CONFIG=$(PG_CONFIG))
 
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -71,6 +84,14 @@ test-asan: install
 	  echo "test-asan: sanitizer reports:"; head -n 60 $(ASAN_BUILD)/asan-logs/*; exit 1; fi
 	@echo "test-asan: unit tests and integration $(ASAN_TAGS) clean under ASan+UBSan"
 
+# The ctest suites against PostgreSQL 17 in a Debian 13 root (made once with
+# debootstrap and cached in $(PG17_BUILD)/root; scripts/test-pg17.sh).
+# PG17_SUITES=ci: unit, regress and the [engine] integration cases only.
+PG17_BUILD  ?= build-pg17
+PG17_SUITES ?= all
+test-pg17:
+	$(SUDO) JOBS=$(JOBS) bash scripts/test-pg17.sh $(PG17_BUILD) $(PG17_SUITES)
+
 # Performance yardsticks on a throw-away cluster (bench/BENCHMARKS.md); not a test.
 bench: install
 	bash bench/run.sh --quick
@@ -86,4 +107,4 @@ psql:
 	@bash deploy/local/psql.sh
 
 clean:
-	rm -rf $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD) $(PG17_BUILD)

@@ -21,7 +21,9 @@ die() { printf '%s: ERROR: %s\n' "$BENCH_NAME" "$*" >&2; exit 1; }
 
 bench_cluster_start() {
   BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
-  if [ -x /usr/lib/postgresql/15/bin/pg_config ]; then
+  if [ -n "${PG_CONFIG:-}" ]; then
+    BINDIR="$("$PG_CONFIG" --bindir)"
+  elif [ -x /usr/lib/postgresql/15/bin/pg_config ]; then
     BINDIR="$(/usr/lib/postgresql/15/bin/pg_config --bindir)"
   else
     BINDIR="$(pg_config --bindir)"

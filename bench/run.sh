@@ -62,7 +62,9 @@ PROBE_T="${PGD_BENCH_PROBE_T:-$PROBE_T}"
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 ROOT="$(cd "$HERE/.." && pwd -P)"
-if [ -x /usr/lib/postgresql/15/bin/pg_config ]; then
+if [ -n "${PG_CONFIG:-}" ]; then
+  BINDIR="$("$PG_CONFIG" --bindir)"
+elif [ -x /usr/lib/postgresql/15/bin/pg_config ]; then
   BINDIR="$(/usr/lib/postgresql/15/bin/pg_config --bindir)"
 else
   BINDIR="$(pg_config --bindir)"

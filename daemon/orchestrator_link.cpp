@@ -40,12 +40,15 @@ std::string one_line(const std::string &text) {
 
 // libpqxx 6 silently reconnects a broken connection on next use, dropping
 // LISTEN, the advisory lock and session settings without telling us
-// (STYLE A6.5). We always rebuild instead, so switch that off.
-void inhibit_silent_reconnect(pqxx::connection &conn) {
+// (STYLE A6.5). We always rebuild instead, so switch that off. libpqxx 7
+// (Debian 13) never reconnects by itself and has no such switch.
+void inhibit_silent_reconnect([[maybe_unused]] pqxx::connection &conn) {
+#if PQXX_VERSION_MAJOR < 7
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
     conn.inhibit_reactivation(true);
 #pragma GCC diagnostic pop
+#endif
 }
 
 }  // namespace

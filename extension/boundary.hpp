@@ -26,6 +26,7 @@ extern "C" {
 #include <string>
 
 #include "common/errors.hpp"
+#include "extension/pg_compat.hpp"
 
 namespace pgd {
 

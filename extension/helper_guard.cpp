@@ -10,6 +10,7 @@ extern "C" {
 #include <cstring>
 
 #include "extension/helper_guard.hpp"
+#include "extension/pg_compat.hpp"
 
 namespace {
 
@@ -23,7 +24,7 @@ struct LastHelperCall {
 LastHelperCall last_call = {0, InvalidLocalTransactionId, "", ""};
 
 bool in_current_statement(const LastHelperCall &call) {
-    return call.helper[0] != '\0' && call.transaction == MyProc->lxid &&
+    return call.helper[0] != '\0' && call.transaction == pgd_my_local_xid() &&
            call.statement_start == GetCurrentStatementStartTimestamp();
 }
 
@@ -31,7 +32,7 @@ bool in_current_statement(const LastHelperCall &call) {
 
 void pgd_note_helper_call(const char *helper, const char *returned) {
     last_call.statement_start = GetCurrentStatementStartTimestamp();
-    last_call.transaction = MyProc->lxid;
+    last_call.transaction = pgd_my_local_xid();
     strlcpy(last_call.helper, helper, sizeof last_call.helper);
     strlcpy(last_call.returned, returned, sizeof last_call.returned);
 }

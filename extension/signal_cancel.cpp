@@ -34,6 +34,7 @@ extern "C" {
 #include <cstring>
 
 #include "common/protocol.hpp"
+#include "extension/pg_compat.hpp"
 #include "extension/spi_util.hpp"
 
 extern "C" {
@@ -86,8 +87,7 @@ bool is_live(const char *status) { return strcmp(status, "pending") == 0 || strc
 // The payload as stored: valid JSON text as is, anything else as a JSON string.
 char *signal_payload(const char *data) {
     char *copy = pstrdup(data);
-    JsonLexContext *lex = makeJsonLexContextCstringLen(copy, static_cast<int>(strlen(copy)), GetDatabaseEncoding(), false);
-    if (pg_parse_json(lex, &nullSemAction) == JSON_SUCCESS) return copy;
+    if (pgd_is_valid_json(copy, static_cast<int>(strlen(copy)), GetDatabaseEncoding())) return copy;
     StringInfoData buf;
     initStringInfo(&buf);
     escape_json(&buf, data);

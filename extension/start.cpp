@@ -36,6 +36,7 @@ extern "C" {
 #include "extension/guc.hpp"
 #include "extension/helper_guard.hpp"
 #include "extension/new_start.hpp"
+#include "extension/pg_compat.hpp"
 #include "extension/start.hpp"
 #include "extension/spi_util.hpp"
 #include "extension/wakeup_relay.hpp"
@@ -262,7 +263,7 @@ char *start_instance(const char *fut, const char *label, const char *database, c
     const Oid database_oid = get_database_oid(database, true);
     if (!OidIsValid(database_oid))
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_DATABASE), errmsg("database \"%s\" does not exist", database)));
-    AclResult connect = pg_database_aclcheck(database_oid, role, ACL_CONNECT);
+    AclResult connect = pgd_database_aclcheck(database_oid, role, ACL_CONNECT);
     if (connect != ACLCHECK_OK) aclcheck_error(connect, OBJECT_DATABASE, database);
 
     // (4) LOGIN, (5) superuser setting.
@@ -366,7 +367,7 @@ const char *check_start(const char *fut, const char *database, Oid role, NodeCol
     const Oid database_oid = get_database_oid(database, true);
     if (!OidIsValid(database_oid))
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_DATABASE), errmsg("database \"%s\" does not exist", database)));
-    AclResult connect = pg_database_aclcheck(database_oid, role, ACL_CONNECT);
+    AclResult connect = pgd_database_aclcheck(database_oid, role, ACL_CONNECT);
     if (connect != ACLCHECK_OK) aclcheck_error(connect, OBJECT_DATABASE, database);
     check_submitting_role(role);
     return database;

@@ -70,6 +70,7 @@ extern "C" {
 
 #include "common/protocol.hpp"
 #include "extension/guc.hpp"
+#include "extension/pg_compat.hpp"
 #include "extension/spi_util.hpp"
 #include "extension/uninstall.hpp"
 
@@ -255,7 +256,7 @@ char *submitter_refusal(MemoryContext cxt, const Activation &act, Oid submitter)
     if (!can_login)
         return MemoryContextStrdup(cxt, psprintf("%srole \"%s\" is not permitted to log in",
                                                  durable::protocol::kSqlFailedPrefix, name));
-    if (pg_database_aclcheck(MyDatabaseId, submitter, ACL_CONNECT) != ACLCHECK_OK)
+    if (pgd_database_aclcheck(MyDatabaseId, submitter, ACL_CONNECT) != ACLCHECK_OK)
         return MemoryContextStrdup(cxt, psprintf("%spermission denied for database \"%s\"",
                                                  durable::protocol::kSqlFailedPrefix,
                                                  get_database_name(MyDatabaseId)));

@@ -17,10 +17,10 @@ extern "C" {
 #include "nodes/parsenodes.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
-#include "storage/sinvaladt.h"
 #include "tcop/utility.h"
 }
 
+#include "extension/pg_compat.hpp"
 #include "extension/uninstall.hpp"
 
 namespace {
@@ -61,7 +61,7 @@ void interrupt_running_steps() {
     VirtualTransactionId *holders = GetLockConflicts(&tag, ExclusiveLock, nullptr);
     int interrupted = 0;
     for (; VirtualTransactionIdIsValid(*holders); ++holders) {
-        PGPROC *proc = BackendIdGetProc(holders->backendId);
+        PGPROC *proc = pgd_vxid_proc(*holders);
         if (proc == nullptr || proc->pid == 0 || proc->pid == MyProcPid) continue;
 #ifdef HAVE_SETSID
         if (kill(-proc->pid, SIGINT) == 0) ++interrupted;

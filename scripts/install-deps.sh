@@ -3,9 +3,14 @@
 # only missing packages are fetched, so a second run costs one dpkg query.
 set -euo pipefail
 
+# PGD_PG_MAJOR (the Makefile's PG_MAJOR, default 15): the server whose
+# packages to install (`make install PG_CONFIG=/usr/lib/postgresql/17/bin/pg_config`
+# on a Debian with PostgreSQL 17).
+pg=${PGD_PG_MAJOR:-15}
+case "$pg" in ''|*[!0-9]*) echo "install-deps: PGD_PG_MAJOR must be a number, not '$pg'" >&2; exit 2 ;; esac
 PACKAGES=(
-  build-essential cmake pkg-config
-  postgresql-15 postgresql-server-dev-15 postgresql-client-15 postgresql-contrib
+  build-essential cmake pkg-config iproute2
+  "postgresql-$pg" "postgresql-server-dev-$pg" "postgresql-client-$pg" postgresql-contrib
   libpq-dev libpqxx-dev
   libboost-dev libboost-system-dev
   nlohmann-json3-dev libspdlog-dev catch2 libcctz-dev

@@ -31,8 +31,11 @@ PGD_DB=postgres
 PGD_DEMO_ROLE=durable_demo
 PGD_WORKER_ROLE=durable_worker
 
-# Same choice as cmake/PostgreSQL.cmake: the PostgreSQL 15 tree first.
-if [ -x /usr/lib/postgresql/15/bin/pg_config ]; then
+# Same choice as cmake/PostgreSQL.cmake: PG_CONFIG when given (`make run
+# PG_CONFIG=/usr/lib/postgresql/17/bin/pg_config`), else the PostgreSQL 15 tree.
+if [ -n "${PG_CONFIG:-}" ]; then
+  PGD_PG_CONFIG=$PG_CONFIG
+elif [ -x /usr/lib/postgresql/15/bin/pg_config ]; then
   PGD_PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 else
   PGD_PG_CONFIG="$(command -v pg_config || true)"

@@ -5,7 +5,7 @@
 //   --workflows N       override the mode's number of workflows
 //   --duration S        override the mode's fault window in seconds
 #define CATCH_CONFIG_RUNNER
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include <csignal>
 

@@ -16,7 +16,7 @@
 #include <sstream>
 #include <thread>
 
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 #include <pqxx/pqxx>
 
 #include "chaos_log.hpp"

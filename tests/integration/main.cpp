@@ -2,7 +2,7 @@
 // needs (cluster.hpp); the extension must be installed into the system
 // PostgreSQL first (cmake --install <build dir>).
 #define CATCH_CONFIG_RUNNER
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include <csignal>
 

@@ -9,7 +9,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include "cluster.hpp"
 #include "daemon/async_connection.hpp"

@@ -9,7 +9,7 @@
 // would sleep on; the cancel key reaches the step's backend directly.
 #include <string>
 
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 #include <pqxx/pqxx>
 
 #include "cluster.hpp"

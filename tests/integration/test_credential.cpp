@@ -10,7 +10,7 @@
 #include <sstream>
 #include <string>
 
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 #include <pqxx/pqxx>
 
 #include "cluster.hpp"

@@ -1,7 +1,7 @@
 // A workflow's target database can be dropped (DESIGN §2.10, issue 8 item
 // 10): the daemon's pooled sessions there close when idle or when the server
 // ends them, and losing them never takes the daemon down.
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include "test_engine_common.hpp"
 

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include "cluster.hpp"
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -27,6 +28,20 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr const char *kExporter = "/usr/bin/prometheus-postgres-exporter";
+
+// The flag that turns off the bgwriter collector: postgres_exporter 0.15
+// renamed the collector (Debian 12 ships 0.11: bgwriter; Debian 13 0.17:
+// stat_bgwriter); its --help tells which one this exporter has.
+std::string no_bgwriter_flag() {
+    std::string help;
+    if (FILE *out = ::popen((std::string(kExporter) + " --help 2>&1").c_str(), "r")) {
+        char buf[4096];
+        while (std::fgets(buf, sizeof buf, out) != nullptr) help += buf;
+        ::pclose(out);
+    }
+    return help.find("--collector.stat_bgwriter") != std::string::npos ? "--no-collector.stat_bgwriter"
+                                                                        : "--no-collector.bgwriter";
+}
 
 // GET http://127.0.0.1:<port><path> (HTTP/1.0, the server closes); the body,
 // or "" when nothing answers.
@@ -128,7 +143,7 @@ TEST_CASE("exporter: queries.yaml serves every pg_durable series, equal to the t
     ChildProcess exporter({kExporter, "--web.listen-address=127.0.0.1:" + std::to_string(port),
                            "--extend.query-path=" + std::string(PGD_SOURCE_DIR) + "/deploy/monitoring/queries.yaml",
                            "--disable-default-metrics", "--disable-settings-metrics", "--no-collector.database",
-                           "--no-collector.bgwriter", "--log.level=warn"},
+                           no_bgwriter_flag(), "--log.level=warn"},
                           cluster.dir() + "/exporter.log");
     ::unsetenv("DATA_SOURCE_NAME");
 

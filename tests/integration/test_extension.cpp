@@ -1,7 +1,7 @@
 // The extension against a real server: the preload rule (SPEC §2) and
 // df.start's visibility: the daemon is woken at commit, never before and
 // never for a rolled-back start (SPEC §9).
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 #include <pqxx/pqxx>
 
 #include "cluster.hpp"

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 

@@ -12,7 +12,7 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 #include <nlohmann/json.hpp>
 
 #include "cluster.hpp"

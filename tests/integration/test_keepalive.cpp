@@ -10,7 +10,7 @@
 #include <regex>
 #include <sstream>
 
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include "test_engine_common.hpp"
 
@@ -36,8 +36,10 @@ std::vector<TcpSocket> tcp_sockets(const std::string &filter) {
     ::pclose(out);
     static const std::regex pid_re(R"(pid=(\d+),)");
     // ss prints the time left as [<m>min][<s>sec | <s>.][<ms>ms]: 119min,
-    // 10sec, 9.832ms (9 s 832 ms), 250ms.
-    static const std::regex timer_re(R"(timer:\(keepalive,(?:(\d+)min)?(?:(\d+)(?:sec|\.))?(?:(\d+)ms)?,)");
+    // 10sec, 9.832ms (9 s 832 ms), 250ms; iproute2 6.x (Debian 13) also
+    // <s>.<fraction>sec: 4.860sec.
+    static const std::regex timer_re(
+        R"(timer:\(keepalive,(?:(\d+)min)?(?:(\d+(?:\.\d+)?)sec|(\d+)\.)?(?:(\d+)ms)?,)");
     std::istringstream lines(text);
     for (std::string line; std::getline(lines, line);) {
         TcpSocket socket;
@@ -46,8 +48,8 @@ std::vector<TcpSocket> tcp_sockets(const std::string &filter) {
         if (std::regex_search(line, m, pid_re)) socket.pid = std::stoi(m[1]);
         if (std::regex_search(line, m, timer_re))
             socket.keepalive_s = (m[1].matched ? 60.0 * std::stod(m[1]) : 0.0) +
-                                 (m[2].matched ? std::stod(m[2]) : 0.0) +
-                                 (m[3].matched ? std::stod(m[3]) / 1000.0 : 0.0);
+                                 (m[2].matched ? std::stod(m[2]) : 0.0) + (m[3].matched ? std::stod(m[3]) : 0.0) +
+                                 (m[4].matched ? std::stod(m[4]) / 1000.0 : 0.0);
         sockets.push_back(socket);
     }
     return sockets;

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 #include <pqxx/pqxx>
 
 #include "test_engine_common.hpp"

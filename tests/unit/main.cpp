@@ -1,3 +1,3 @@
 // Catch2 entry point for the unit tests (no database, no network).
 #define CATCH_CONFIG_MAIN
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"

@@ -1,7 +1,7 @@
 // Cron parsing and next-tick search (SPEC.md §10.8) across time zones and DST.
 // Instants are written and compared as "YYYY-MM-DD HH:MM:SS +hh:mm" in the
 // zone under test, so the offset shows which side of a transition a tick is on.
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include <chrono>
 #include <optional>

@@ -1,5 +1,5 @@
 // Reconnect backoff and wake-up payloads.
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include "daemon/backoff.hpp"
 #include "daemon/wakeup.hpp"

@@ -1,7 +1,7 @@
 // The HTTP concurrency gate: slots, FIFO waiting, cancellation, limit changes.
 #include <vector>
 
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include "daemon/concurrency_gate.hpp"
 

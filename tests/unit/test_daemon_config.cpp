@@ -2,7 +2,7 @@
 #include <map>
 #include <string>
 
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 #include <libpq-fe.h>
 
 #include "daemon/config.hpp"

@@ -5,7 +5,7 @@
 #include <memory>
 #include <vector>
 
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include "daemon/db_worker.hpp"
 

@@ -1,5 +1,5 @@
 // Parsing df._run_step outcomes and connection failures (daemon/executor.hpp).
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include "daemon/executor.hpp"
 #include "daemon/http_policy.hpp"

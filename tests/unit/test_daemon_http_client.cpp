@@ -11,7 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include "daemon/http.hpp"
 

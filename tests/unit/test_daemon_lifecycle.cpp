@@ -5,7 +5,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include "daemon/lifecycle.hpp"
 #include "daemon/logging.hpp"

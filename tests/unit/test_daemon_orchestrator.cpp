@@ -1,7 +1,7 @@
 // The orchestrator's policies against a fake store, a fake step runner and a
 // fake HTTP client (fake_engine_parts.hpp): take-up, the step-outcome
 // policy, signal delivery, wake-up hints, cancels and contained failures.
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include <algorithm>
 

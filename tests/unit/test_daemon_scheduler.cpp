@@ -2,7 +2,7 @@
 // the schedule store: one timer for the earliest tick, no polling, hints
 // re-arm it, a tick is taken once, ticks due before attaching are missed,
 // failures back off, and a detached scheduler does nothing.
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include <chrono>
 #include <map>

@@ -1,5 +1,5 @@
 // pg_durable.* settings as read with SHOW: units, booleans, defaults, reloads.
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include "daemon/settings.hpp"
 

@@ -1,6 +1,6 @@
 // The DSL constructors and operator helpers (SPEC.md §6, §7, §8, §10.10, §14):
 // exact graph text, auto-wrap of step arguments, and the DSL-time errors.
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include <string>
 

@@ -1,6 +1,6 @@
 // df.explain's rendering (SPEC.md §16). Expected trees are written out line by
 // line from §16's rules; `tree()` only adds the padding every line gets.
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include <algorithm>
 #include <map>

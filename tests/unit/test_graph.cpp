@@ -1,6 +1,6 @@
 // The graph model (SPEC.md §8): canonical JSON, auto-wrap, validation with its
 // paths and limits (§17), materialisation into df.nodes rows and back.
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include <algorithm>
 #include <cstdio>

@@ -1,6 +1,6 @@
 // The pure rules of HTTP steps (SPEC.md §14): hosts, allow-list, restricted
 // ranges, textual bodies, the envelope, failure texts, retry schedule.
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include "daemon/http_policy.hpp"
 

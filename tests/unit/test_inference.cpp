@@ -1,5 +1,5 @@
 // Unit tests for common/inference: the inferred_status rules of SPEC §15.5.
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include <map>
 #include <string>

@@ -1,6 +1,6 @@
 // The graph interpreter against a fake executor and a fake clock: every node
 // type, failure propagation, named results, replay from recorded history.
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include <deque>
 #include <functional>

@@ -2,7 +2,7 @@
 // makes also guards raw graph JSON given to df.start and rows the daemon
 // loads, with the same texts; shapes the DSL cannot produce are refused; long
 // durations are bounded so no clock overflows.
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include <chrono>
 #include <cstdint>

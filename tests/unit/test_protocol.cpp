@@ -1,5 +1,5 @@
 // The step protocol's shared definitions (common/protocol).
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 #include <nlohmann/json.hpp>
 
 #include "common/protocol.hpp"

@@ -2,7 +2,7 @@
 // numbers as PostgreSQL's float8 prints them, the checks with their exact
 // texts, raw graph JSON meeting the same checks (hostile parameter JSON
 // included), the "Valid types" list and the explain rendering.
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include <chrono>
 #include <cmath>

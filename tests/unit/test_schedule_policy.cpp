@@ -2,7 +2,7 @@
 // SPEC §19.4): names, overlap values, the next tick, and the per-tick
 // decision (missed ticks are not caught up, overlap policies, no catch-up of
 // overdue ticks).
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include <chrono>
 

@@ -1,6 +1,6 @@
 // Unit tests for common/substitute: braces, `$` references, SQL and raw
 // rendering, every SPEC §11 error text, and the JsonText view underneath.
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include <map>
 #include <nlohmann/json.hpp>

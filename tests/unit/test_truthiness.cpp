@@ -1,6 +1,6 @@
 // Unit tests for common/truthiness: SPEC §12 for every JSON type, every
 // string form, row-set results and results judged whole.
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include <string>
 

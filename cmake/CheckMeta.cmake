@@ -1,0 +1,26 @@
+cmake_minimum_required(VERSION 3.19)
+# ctest meta_json: META.json (PGXN) agrees with the build: the version of
+# pg_durable it provides is the extension's (sql/pg_durable.control), and the
+# PostgreSQL major version under test is one it lists as supported.
+# cmake -DMETA=<META.json> -DEXT_VERSION=<x.y> -DPG_MAJOR=<n> -P CheckMeta.cmake
+file(READ "${META}" meta)
+string(JSON provided GET "${meta}" provides pg_durable version)
+if(NOT provided STREQUAL "${EXT_VERSION}.0")
+  message(FATAL_ERROR "META.json provides pg_durable ${provided}, the extension is ${EXT_VERSION} (expected ${EXT_VERSION}.0)")
+endif()
+string(JSON count LENGTH "${meta}" x_supported_postgresql)
+set(supported)
+math(EXPR last "${count} - 1")
+foreach(i RANGE ${last})
+  string(JSON v GET "${meta}" x_supported_postgresql ${i})
+  list(APPEND supported "${v}")
+endforeach()
+if(NOT PG_MAJOR IN_LIST supported)
+  message(FATAL_ERROR "META.json lists PostgreSQL ${supported} as supported, not ${PG_MAJOR}, which this build targets")
+endif()
+string(JSON minimum GET "${meta}" prereqs runtime requires PostgreSQL)
+list(GET supported 0 oldest)
+if(NOT minimum STREQUAL "${oldest}.0.0")
+  message(FATAL_ERROR "META.json requires PostgreSQL ${minimum}, but its oldest supported version is ${oldest}")
+endif()
+message(STATUS "META.json: pg_durable ${provided}, PostgreSQL ${supported}")
