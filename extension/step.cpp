@@ -265,9 +265,14 @@ char *submitter_refusal(MemoryContext cxt, const Activation &act, Oid submitter)
     return nullptr;
 }
 
-// Inserts the activation as running, or finds and locks the existing row. A
-// concurrent call for the same activation waits on the row until the first
-// commits, then sees it ended: the SQL never runs twice. Runs as owner.
+// Inserts the activation, or finds and locks the existing row. A concurrent
+// call for the same activation waits on the row until the first commits, then
+// sees it ended: the SQL never runs twice. Runs as owner.
+// The row is inserted as 'pending', not 'running': no other transaction ever
+// sees it before record() writes its outcome in this same transaction (or the
+// call rolls back), and 'pending' keeps it out of the indexes of running
+// activations (_activations_running_idx, _activations_wake_idx), which would
+// otherwise get an entry per step that no query ever reads.
 Claim claim_activation(MemoryContext cxt, const Activation &act, const char *instance_status) {
     Oid lock_types[3] = {TEXTOID, TEXTOID, TEXTOID};
     SPIPlanPtr lock = pgd::keep_plan(&lock_activation_plan,
@@ -278,7 +283,7 @@ Claim claim_activation(MemoryContext cxt, const Activation &act, const char *ins
     SPIPlanPtr insert = pgd::keep_plan(&insert_activation_plan,
                                        "INSERT INTO df._activations "
                                        "(instance_id, stamp, node_id, execution, status, attempts, started_at) "
-                                       "VALUES ($1, $2, $3, $4, 'running', $5, now()) "
+                                       "VALUES ($1, $2, $3, $4, 'pending', $5, now()) "
                                        "ON CONFLICT (instance_id, stamp, node_id) DO NOTHING",
                                        5, insert_types);
     Datum key[3] = {CStringGetTextDatum(act.instance_id), CStringGetTextDatum(act.stamp),
