@@ -21,8 +21,8 @@
 #      calls each: p50 / p95 / max
 #
 #   bash bench/step_cost.sh [--chain] [--metrics]
-# Environment: PGD_STEP_SECONDS (10) per pgbench run, PGD_KEEP_BENCH=1,
-# PGD_BENCH_PORT.
+# Environment: PGD_STEP_SECONDS (10) per pgbench run, PGD_STEP_PERF=1 (a
+# flat perf profile of the calling backend), PGD_KEEP_BENCH=1, PGD_BENCH_PORT.
 set -euo pipefail
 BENCH_NAME=step_cost
 BENCH_CONF="track_functions = all
@@ -99,6 +99,20 @@ while read -r name calls total self; do
     'BEGIN { printf "  %-26s %8d %10.1f %10.1f\n", n, c, t * 1000 / c, s * 1000 / c }'
 done <"$DIR/funcs.txt"
 
+# Optional: a flat perf profile of the backend running the calls.
+if [ "${PGD_STEP_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
+  "$PGBENCH" -h "$DIR" -p "$PORT" -U "$SUPERUSER" -n -c 1 -T 8 -f "$DIR/step.sql" postgres >/dev/null 2>&1 &
+  pgb_pid=$!
+  sleep 1
+  backend="$(val "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench'")"
+  perf record -q -o "$DIR/perf.data" -p "$backend" -- sleep 5 >/dev/null 2>&1 || true
+  wait "$pgb_pid" || true
+  echo
+  echo "perf, the backend running df._run_step (top symbols, self %):"
+  { perf report -q -i "$DIR/perf.data" --no-children --sort dso,symbol 2>/dev/null || true; } |
+    sed -n '1,30s/^/  /p'
+fi
+
 # 3. One call's WAL records.
 psql_su -At <<'SQL' >"$DIR/wal.txt"
 SELECT b.instance_id, b.node_id FROM bench_steps b WHERE b.k = 7 \gset
@@ -150,7 +164,7 @@ SQL
   echo
   echo "WAL of a 200-step chain run by the daemon, per step (df.start and the daemon's own writes included):"
   psql_su -At <<SQL
-SELECT format('  %-24s %7s records %8s bytes %8s fpi bytes', s.resource_manager_or_record_type,
+SELECT format('  %-24s %7s records %8s bytes %8s fpi bytes', s."resource_manager/record_type",
               round(s.count / 200.0, 2), round(s.record_size / 200.0 + s.fpi_size / 200.0, 0),
               round(s.fpi_size / 200.0, 0))
   FROM pg_get_wal_stats('$lsn0', '$lsn1', true) s
@@ -186,4 +200,17 @@ SELECT format('$fn with $N instances: p50 %s ms, p95 %s ms, max %s ms',
   FROM t;
 SQL
   done
+  echo "where df.metrics() spends its time (EXPLAIN ANALYZE of its body):"
+  psql_su -At <<'SQL' | sed 's/^/  /'
+EXPLAIN (ANALYZE, COSTS OFF)
+    SELECT count(*),
+           count(*) FILTER (WHERE i.status = 'running'),
+           count(*) FILTER (WHERE i.status = 'completed'),
+           count(*) FILTER (WHERE i.status = 'failed'),
+           COALESCE(sum(i.execution_count), 0)::bigint,
+           (SELECT COALESCE(sum(e.event_count), 0)::bigint FROM df._executions e)
+             + (SELECT count(*) FROM df._activations a
+                  JOIN df.instances c ON c.id = a.instance_id AND a.execution = c.execution_count)
+      FROM df.instances i;
+SQL
 fi
