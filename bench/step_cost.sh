@@ -152,14 +152,14 @@ END $$;
 SQL
   # A first chain warms the step connection; the second is measured.
   for round in warm measured; do
-    lsn0="$(val "SELECT pg_current_wal_insert_lsn()")"
+    lsn0="$(val "SELECT pg_current_wal_flush_lsn()")"
     id="$(psql_su -At -c "SET ROLE bench_user; SELECT df.start(bench_chain_graph(200));" | tail -n1)"
     for _ in $(seq 600); do
       [ "$(val "SELECT status FROM df.instances WHERE id = '$id'")" = completed ] && break
       sleep 0.1
     done
     [ "$(val "SELECT status FROM df.instances WHERE id = '$id'")" = completed ] || die "chain $id did not complete"
-    lsn1="$(val "SELECT pg_current_wal_insert_lsn()")"
+    lsn1="$(val "SELECT pg_current_wal_flush_lsn()")"  # every commit of the chain is flushed
   done
   echo
   echo "WAL of a 200-step chain run by the daemon, per step (df.start and the daemon's own writes included):"
