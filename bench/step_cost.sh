@@ -170,6 +170,16 @@ SELECT format('  %-24s %7s records %8s bytes %8s fpi bytes', s."resource_manager
   FROM pg_get_wal_stats('$lsn0', '$lsn1', true) s
  WHERE s.count > 0
  ORDER BY s.record_size + s.fpi_size DESC;
+SELECT format('  %-24s %-28s %7s records %8s bytes', w.resource_manager || '/' || w.record_type, w.rel,
+              round(count(*) / 200.0, 2), round(sum(w.record_length) / 200.0, 0))
+  FROM (SELECT r.resource_manager, r.record_type, r.record_length,
+               COALESCE((SELECT string_agg(COALESCE(c.relname::text, m[1]), ',')
+                           FROM regexp_matches(r.block_ref, 'rel [0-9]+/[0-9]+/([0-9]+)', 'g') m
+                           LEFT JOIN pg_class c ON c.relfilenode = m[1]::oid), '') AS rel
+          FROM pg_get_wal_records_info('$lsn0', '$lsn1') r) w
+ GROUP BY w.resource_manager, w.record_type, w.rel
+HAVING count(*) >= 100
+ ORDER BY sum(w.record_length) DESC;
 SELECT format('  total: %s records, %s bytes per step (%s of them full-page images)', round(sum(s.count) / 200.0, 2),
               round(sum(s.record_size + s.fpi_size) / 200.0, 0), round(sum(s.fpi_size) / 200.0, 0))
   FROM pg_get_wal_stats('$lsn0', '$lsn1', true) s;
