@@ -27,3 +27,6 @@ CREATE TRIGGER _activations_count_outcome
     AFTER INSERT OR UPDATE OF status ON df._activations
     FOR EACH ROW WHEN (NEW.status IN ('completed', 'failed', 'cancelled') AND NEW.executed_query IS NULL)
     EXECUTE FUNCTION df._count_step_outcome();
+
+-- Room for HOT updates of node rows (pages written from now on).
+ALTER TABLE df.nodes SET (fillfactor = 70);
