@@ -10,7 +10,7 @@
 #                         with launch_daemon = off, server started,
 #                         CREATE EXTENSION pg_durable; an EXIT trap stops the
 #                         daemon and the server and removes the directory
-#                         (PGD_KEEP_BENCH=1 keeps it), even on failure
+#                         (PGD_KEEP_BENCH=1 keeps it), even on failure; PGD_BENCH_PORT picks the port
 #   bench_daemon_start    pg_durable_daemon (PGD_DAEMON, else PostgreSQL's
 #                         bindir, else build*/daemon/) until it has attached
 # and then uses BINDIR, DIR, PORT, PASSWORD, SUPERUSER, CONN (psql connection
@@ -64,7 +64,8 @@ bench_cluster_start() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
 
-  PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+  PORT="${PGD_BENCH_PORT:-}"
+  [ -n "$PORT" ] || PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
           echo $((20000 + RANDOM % 20000)))"
   say "cluster in $DIR (port $PORT)"
   # scram-sha-256, no trust (as bench/run.sh): one throw-away password for every

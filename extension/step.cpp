@@ -22,8 +22,9 @@
 //      PREPARE, LISTEN, WITH HOLD cursors in a restricted operation; settings
 //      and session advisory locks are undone here),
 //   4. converts the rows with PostgreSQL's own row_to_json,
-//   5. records the outcome on the activation and mirrors it onto df.nodes
-//      (and, with `finish`, completes the instance),
+//   5. records the outcome on the activation, counts it in df._step_counters
+//      and mirrors it onto df.nodes (and, with `finish`, completes the
+//      instance),
 //
 // and returns the outcome as JSON. The step's effects and its completion
 // record commit together or not at all: exactly once, one commit per step.
@@ -70,6 +71,7 @@ extern "C" {
 
 #include "common/protocol.hpp"
 #include "extension/guc.hpp"
+#include "extension/node_state.hpp"
 #include "extension/pg_compat.hpp"
 #include "extension/spi_util.hpp"
 #include "extension/uninstall.hpp"
@@ -141,6 +143,7 @@ SPIPlanPtr to_running_plan = nullptr;
 SPIPlanPtr record_plan = nullptr;
 SPIPlanPtr finish_plan = nullptr;
 SPIPlanPtr mirror_plan = nullptr;
+SPIPlanPtr count_fallback_plan = nullptr;
 
 // ---- bookkeeping identity -------------------------------------------------
 
@@ -263,9 +266,14 @@ char *submitter_refusal(MemoryContext cxt, const Activation &act, Oid submitter)
     return nullptr;
 }
 
-// Inserts the activation as running, or finds and locks the existing row. A
-// concurrent call for the same activation waits on the row until the first
-// commits, then sees it ended: the SQL never runs twice. Runs as owner.
+// Inserts the activation, or finds and locks the existing row. A concurrent
+// call for the same activation waits on the row until the first commits, then
+// sees it ended: the SQL never runs twice. Runs as owner.
+// The row is inserted as 'pending', not 'running': no other transaction ever
+// sees it before record() writes its outcome in this same transaction (or the
+// call rolls back), and 'pending' keeps it out of the indexes of running
+// activations (_activations_running_idx, _activations_wake_idx), which would
+// otherwise get an entry per step that no query ever reads.
 Claim claim_activation(MemoryContext cxt, const Activation &act, const char *instance_status) {
     Oid lock_types[3] = {TEXTOID, TEXTOID, TEXTOID};
     SPIPlanPtr lock = pgd::keep_plan(&lock_activation_plan,
@@ -276,7 +284,7 @@ Claim claim_activation(MemoryContext cxt, const Activation &act, const char *ins
     SPIPlanPtr insert = pgd::keep_plan(&insert_activation_plan,
                                        "INSERT INTO df._activations "
                                        "(instance_id, stamp, node_id, execution, status, attempts, started_at) "
-                                       "VALUES ($1, $2, $3, $4, 'running', $5, now()) "
+                                       "VALUES ($1, $2, $3, $4, 'pending', $5, now()) "
                                        "ON CONFLICT (instance_id, stamp, node_id) DO NOTHING",
                                        5, insert_types);
     Datum key[3] = {CStringGetTextDatum(act.instance_id), CStringGetTextDatum(act.stamp),
@@ -602,10 +610,17 @@ void set_running_if_pending(const char *instance_id) {
     pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, false, 0), SPI_OK_UPDATE, "update of df.instances");
 }
 
-// Writes the activation's outcome and mirrors it onto the node's df.nodes row
-// (only while the activation belongs to the instance's current execution).
+// Writes the activation's outcome, counts it in df._step_counters and mirrors
+// it onto the node's df.nodes row (only while the activation belongs to the
+// instance's current execution). The count is made here, in the statement
+// that records the outcome, as the trigger on df._activations does for every
+// other writer (it skips rows with executed_query, which only this function
+// writes; sql/parts/55_operator_metrics.sql): outcomes go to a counter row no
+// other transaction holds (this backend's own, pid % 16, when free; SKIP
+// LOCKED), so a step never waits for another's count; only when all 16 are
+// taken does it wait for its own row.
 void record(const Activation &act, const char *status, const char *result, const char *error) {
-    Oid types[10] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID, JSONOID};
+    Oid types[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID};
     SPIPlanPtr plan = pgd::keep_plan(&record_plan,
         "WITH a AS ("
         "  UPDATE df._activations"
@@ -613,22 +628,68 @@ void record(const Activation &act, const char *status, const char *result, const
         "         started_at = COALESCE(started_at, now()), completed_at = clock_timestamp(),"
         "         updated_at = clock_timestamp()"
         "   WHERE instance_id = $1 AND stamp = $2 AND node_id = $3"
-        "  RETURNING started_at, completed_at)"
-        " SELECT df._set_node_state($1, $3, $2, $4, $10, $6, a.started_at, a.completed_at, $7, $8)"
-        "   FROM a"
-        "  WHERE EXISTS (SELECT 1 FROM df.instances i WHERE i.id = $1 AND i.execution_count = $9)",
-        10, types);
-    // json's representation is its text, so the result goes in as is, unparsed.
+        "  RETURNING started_at, completed_at),"
+        " c AS ("
+        "  UPDATE df._step_counters c"
+        "     SET completed = c.completed + ($4 = 'completed')::int, failed = c.failed + ($4 = 'failed')::int,"
+        "         cancelled = c.cancelled + ($4 = 'cancelled')::int"
+        "   WHERE c.shard = (SELECT s.shard FROM df._step_counters s WHERE s.shard < 16"
+        "                     ORDER BY s.shard = pg_backend_pid() % 16 DESC, s.shard"
+        "                     LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        "     AND EXISTS (SELECT 1 FROM a)"
+        "  RETURNING 1)"
+        " SELECT a.started_at, a.completed_at,"
+        "        EXISTS (SELECT 1 FROM df.instances i WHERE i.id = $1 AND i.execution_count = $9),"
+        "        EXISTS (SELECT 1 FROM c)"
+        "   FROM a",
+        9, types);
     Datum result_datum = result ? CStringGetTextDatum(result) : (Datum)0;
-    Datum values[10] = {CStringGetTextDatum(act.instance_id), CStringGetTextDatum(act.stamp),
-                        CStringGetTextDatum(act.node_id), CStringGetTextDatum(status), result_datum,
-                        error ? CStringGetTextDatum(error) : (Datum)0, CStringGetTextDatum(act.query),
-                        Int32GetDatum(act.attempt), Int64GetDatum(act.execution), result_datum};
-    char nulls[11] = "          ";
-    if (result == nullptr) nulls[4] = nulls[9] = 'n';
+    Datum error_datum = error ? CStringGetTextDatum(error) : (Datum)0;
+    Datum values[9] = {CStringGetTextDatum(act.instance_id), CStringGetTextDatum(act.stamp),
+                       CStringGetTextDatum(act.node_id), CStringGetTextDatum(status), result_datum,
+                       error_datum, CStringGetTextDatum(act.query), Int32GetDatum(act.attempt),
+                       Int64GetDatum(act.execution)};
+    char nulls[10] = "         ";
+    if (result == nullptr) nulls[4] = 'n';
     if (error == nullptr) nulls[5] = 'n';
     pgd::expect_spi(SPI_execute_plan(plan, values, nulls, false, 0), SPI_OK_SELECT, "record of the activation");
+    if (SPI_processed != 1) {  // the row is gone (a superuser's step deleted its own instance): nothing to count
+        SPI_freetuptable(SPI_tuptable);
+        return;
+    }
+    HeapTuple tuple = SPI_tuptable->vals[0];
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    bool started_null = false, completed_null = false, isnull = false;
+    Datum started_at = SPI_getbinval(tuple, desc, 1, &started_null);  // timestamptz: by value
+    Datum completed_at = SPI_getbinval(tuple, desc, 2, &completed_null);
+    const bool current = DatumGetBool(SPI_getbinval(tuple, desc, 3, &isnull));
+    const bool counted = DatumGetBool(SPI_getbinval(tuple, desc, 4, &isnull));
     SPI_freetuptable(SPI_tuptable);
+
+    if (!counted) {  // all 16 counter rows held by other transactions: wait for our own
+        Oid count_types[1] = {TEXTOID};
+        SPIPlanPtr count = pgd::keep_plan(&count_fallback_plan,
+            "INSERT INTO df._step_counters AS c (shard, completed, failed, cancelled)"
+            " VALUES (pg_backend_pid() % 16, ($1 = 'completed')::int, ($1 = 'failed')::int,"
+            "         ($1 = 'cancelled')::int)"
+            " ON CONFLICT (shard) DO UPDATE"
+            "    SET completed = c.completed + EXCLUDED.completed, failed = c.failed + EXCLUDED.failed,"
+            "        cancelled = c.cancelled + EXCLUDED.cancelled",
+            1, count_types);
+        pgd::expect_spi(SPI_execute_plan(count, &values[3], nullptr, false, 0), SPI_OK_INSERT,
+                        "count of the outcome");
+    }
+
+    if (current) {
+        Datum node[pgd::kNodeStateArgs] = {values[0], values[2], values[1], values[3], result_datum, error_datum,
+                                           started_at, completed_at, values[6], values[7], Int32GetDatum(0)};
+        char node_nulls[pgd::kNodeStateArgs + 1] = "           ";
+        if (result == nullptr) node_nulls[pgd::NS_RESULT] = 'n';
+        if (error == nullptr) node_nulls[pgd::NS_ERROR] = 'n';
+        if (started_null) node_nulls[pgd::NS_STARTED_AT] = 'n';
+        if (completed_null) node_nulls[pgd::NS_COMPLETED_AT] = 'n';
+        (void)pgd::set_node_state(node, node_nulls);
+    }
 }
 
 // Applies `finish` after a successful step: {"instance":"completed",

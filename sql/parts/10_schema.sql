@@ -94,7 +94,12 @@ CREATE TABLE df.nodes (
         ('SQL', 'THEN', 'IF', 'JOIN', 'LOOP', 'BREAK', 'RACE', 'SLEEP', 'WAIT_SCHEDULE', 'HTTP', 'SIGNAL',
          'RETRY', 'TIMEOUT')),
     CONSTRAINT nodes_result_name_valid CHECK (result_name ~ '^[A-Za-z_][A-Za-z0-9_]*$')
-);
+)
+-- df.start writes all of a graph's rows at once, densely; each is then
+-- rewritten as its node runs and ends. Room on the page keeps those updates
+-- HOT (no index entry, no page-move lock record; bench/BENCHMARKS.md
+-- "Issue 12: the step function's own cost").
+WITH (fillfactor = 70);
 
 CREATE TABLE df.vars (
     name  text NOT NULL,

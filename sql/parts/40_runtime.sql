@@ -89,7 +89,9 @@ CREATE FUNCTION df._stamp_generation(stamp text, parent_stamp text, child_root_i
 -- begins running or ends without a start on record (a never-started node that
 -- is cancelled has none); stamp keeps the row's status_details. A terminal
 -- status gets completed_at (given, else now); a live one has none.
--- Returns whether the row exists.
+-- Returns whether the row exists. In C (extension/node_state.cpp), so that
+-- df._run_step calls the same code directly, without a SQL function call per
+-- step; it runs with the caller's rights and its own pinned search_path.
 CREATE FUNCTION df._set_node_state(p_instance_id text, p_node_id text, p_stamp text, p_status text,
                                    p_result json, p_error text,
                                    p_started_at timestamptz DEFAULT NULL,
@@ -98,25 +100,8 @@ CREATE FUNCTION df._set_node_state(p_instance_id text, p_node_id text, p_stamp t
                                    p_attempts int DEFAULT NULL,
                                    p_min_attempts int DEFAULT 0)
     RETURNS boolean
-    LANGUAGE plpgsql VOLATILE
-    SET search_path = pg_catalog, pg_temp
-AS $fn$
-BEGIN
-    UPDATE df.nodes n
-       SET status = p_status, result = p_result, error = p_error,
-           executed_query = COALESCE(p_executed_query, n.executed_query),
-           attempts = COALESCE(p_attempts, GREATEST(n.attempts, p_min_attempts)),
-           started_at = COALESCE(p_started_at, n.started_at,
-                                 CASE WHEN p_status IN ('running', 'completed', 'failed') THEN now() END),
-           completed_at = CASE WHEN p_status IN ('completed', 'failed', 'cancelled')
-                               THEN COALESCE(p_completed_at, clock_timestamp()) END,
-           status_details = CASE WHEN p_stamp IS NULL THEN n.status_details
-                                 ELSE jsonb_build_object('execution_id', p_stamp) END,
-           updated_at = COALESCE(p_completed_at, clock_timestamp())
-     WHERE n.instance_id = p_instance_id AND n.id = p_node_id;
-    RETURN FOUND;
-END
-$fn$;
+    LANGUAGE C VOLATILE
+    AS 'MODULE_PATHNAME', 'df__set_node_state';
 
 CREATE FUNCTION df.signal(instance_id text, signal_name text, signal_data text DEFAULT '{}')
     RETURNS text

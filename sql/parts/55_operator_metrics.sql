@@ -7,9 +7,12 @@
 -- function, nothing on df.
 
 -- Durable step counters that retention and loop-history trimming never
--- touch. completed / failed / cancelled are added by the trigger below, in
--- the statement that records a SQL or HTTP step's outcome (so in that step's
--- transaction: no extra commit); started is added by the active daemon's
+-- touch. completed / failed / cancelled are added in the statement that
+-- records a SQL or HTTP step's outcome (so in that step's transaction: no
+-- extra commit): by df._run_step itself for the SQL step outcomes it records
+-- (extension/step.cpp; it is the only writer of executed_query), by the
+-- trigger below for every other writer (the daemon's HTTP steps, steps
+-- recorded after a step in another database, df.cancel); started is added by the active daemon's
 -- heartbeat (every 2 s, the same statement that refreshes df._worker_epoch)
 -- on row 16, which nothing else writes. Outcomes go to one of rows 0-15: the
 -- backend's own (pid % 16) unless another transaction holds it, then any free
@@ -59,7 +62,7 @@ $$;
 
 CREATE TRIGGER _activations_count_outcome
     AFTER INSERT OR UPDATE OF status ON df._activations
-    FOR EACH ROW WHEN (NEW.status IN ('completed', 'failed', 'cancelled'))
+    FOR EACH ROW WHEN (NEW.status IN ('completed', 'failed', 'cancelled') AND NEW.executed_query IS NULL)
     EXECUTE FUNCTION df._count_step_outcome();
 
 -- Timer and signal waits without scanning every activation.
