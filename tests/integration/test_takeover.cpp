@@ -37,7 +37,7 @@ TEST_CASE("takeover: a SIGSTOPped daemon is replaced by its standby; resumed, it
     REQUIRE_EVENTUALLY(standby.log_contains("orchestrator lock acquired, taking over from the previous daemon"), 30s,
                        standby.log());
     CHECK(std::chrono::steady_clock::now() - paused < 20s);
-    CHECK(ec.await(id, 40s) == "completed");
+    REQUIRE_EVENTUALLY(ec.status(id) == "completed", 40s, ec.diagnostics(id) + "\n--- standby log ---\n" + standby.log());
     CHECK(ec.result(id) == R"({"rows":[{"n":12}],"row_count":1})");
 
     // Resumed, the old daemon finds its session gone and its epoch replaced.
