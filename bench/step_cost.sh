@@ -211,16 +211,9 @@ SELECT format('$fn with $N instances: p50 %s ms, p95 %s ms, max %s ms',
 SQL
   done
   echo "where df.metrics() spends its time (EXPLAIN ANALYZE of its body):"
+  # The function's own body from the catalog, so this never drifts from it.
   psql_su -At <<'SQL' | sed 's/^/  /'
-EXPLAIN (ANALYZE, COSTS OFF)
-    SELECT count(*),
-           count(*) FILTER (WHERE i.status = 'running'),
-           count(*) FILTER (WHERE i.status = 'completed'),
-           count(*) FILTER (WHERE i.status = 'failed'),
-           COALESCE(sum(i.execution_count), 0)::bigint,
-           (SELECT COALESCE(sum(e.event_count), 0)::bigint FROM df._executions e)
-             + (SELECT count(*) FROM df._activations a
-                  JOIN df.instances c ON c.id = a.instance_id AND a.execution = c.execution_count)
-      FROM df.instances i;
+SELECT 'EXPLAIN (ANALYZE, COSTS OFF) ' || prosrc FROM pg_catalog.pg_proc WHERE oid = 'df.metrics()'::regprocedure
+\gexec
 SQL
 fi

@@ -27,11 +27,15 @@ std::optional<Wakeup> parse_wakeup(std::string_view payload) {
 void WakeupInbox::add_id(std::string id) {
     if (batch_.overflow) return;
     if (batch_.ids.size() >= kMaxIds && !batch_.ids.count(id)) {
-        batch_.overflow = true;
-        batch_.ids.clear();  // a rescan covers them all
+        look_at_everything();
         return;
     }
     batch_.ids.insert(std::move(id));
+}
+
+void WakeupInbox::look_at_everything() {
+    batch_.overflow = true;
+    batch_.ids.clear();  // a rescan covers them all
 }
 
 void WakeupInbox::add(std::string_view payload) {
@@ -45,8 +49,7 @@ void WakeupInbox::add(std::string_view payload) {
     // a rescan reads every live instance's row, an id costs one index probe.
     if (payload == durable::protocol::kWakeupRescan) {
         ++batch_.rescans;
-        batch_.overflow = true;
-        batch_.ids.clear();
+        look_at_everything();
         return;
     }
     if (auto ids = durable::protocol::parse_start_batch(payload)) {
@@ -67,10 +70,7 @@ void WakeupInbox::merge(WakeupBatch batch) {
     batch_.malformed += batch.malformed;
     batch_.schedules = batch_.schedules || batch.schedules;
     batch_.rescans += batch.rescans;
-    if (batch.overflow) {
-        batch_.overflow = true;
-        batch_.ids.clear();
-    }
+    if (batch.overflow) look_at_everything();
     for (const auto &id : batch.ids) add_id(id);
 }
 

@@ -68,6 +68,9 @@ public:
 
 private:
     void add_id(std::string id);
+    // From now on the batch means "look at every live instance": the ids
+    // noted so far are covered and dropped.
+    void look_at_everything();
     WakeupBatch batch_;
 };
 
