@@ -15,10 +15,12 @@ std::shared_ptr<spdlog::logger> log() { return logger("orchestrator"); }
 }  // namespace
 
 // Wake-ups are hints (DESIGN §2.12): whatever a payload says, the daemon
-// looks up the named instances' committed rows, in one statement per batch
-// with one lookup in flight, and acts on the rows: a live instance it does not
-// run is loaded, a live one it runs gets its queued signals, a cancelled or
-// ended one it runs is stopped. Ids that name no instance cost one index probe.
+// acts on the named instances' committed rows. An id it does not run is
+// loaded straight away (the load reads the row and finds nothing unless the
+// instance is live: one statement, and dispatch waits for nothing else). For
+// the ids it runs it looks up the rows in one statement per batch, with one
+// lookup in flight: a live one gets its queued signals, a cancelled or ended
+// one is stopped. Ids that name no instance cost one index probe.
 void Orchestrator::on_wakeups(const WakeupBatch &batch) {
     if (!attached_) return;
     if (batch.schedules && scheduler_) scheduler_->on_hint();
@@ -29,7 +31,13 @@ void Orchestrator::on_wakeups(const WakeupBatch &batch) {
 void Orchestrator::reconcile_wakeups() {
     if (reconciling_ || wakeups_.empty() || !attached_) return;
     WakeupBatch batch = wakeups_.take();
-    std::vector<std::string> ids(batch.ids.begin(), batch.ids.end());
+    std::vector<std::string> ids;
+    for (const auto &id : batch.ids) {
+        if (find(id) == nullptr)
+            load(id);
+        else
+            ids.push_back(id);
+    }
     // On overflow the named ids are gone: look at every live instance and at
     // every one this daemon runs (one of them may have been cancelled).
     if (batch.overflow)

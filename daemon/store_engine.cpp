@@ -1,6 +1,9 @@
 #include "daemon/store_engine.hpp"
 
 #include <chrono>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
 
 #include "common/protocol.hpp"
 
@@ -166,13 +169,52 @@ std::vector<std::string> active_instance_ids(pqxx::work &tx) {
     return ids;
 }
 
+namespace {
+
+// One statement, one snapshot, one round trip: the instance row with its
+// nodes, variables and the activations of its current execution as JSON
+// arrays (text columns as JSON strings, so they come back byte for byte).
+// Dispatch waits on this load; four statements cost four round trips.
+const char *const kLoadInstance =
+    "SELECT i.status, i.label, i.root_node, i.database, i.execution_count, "
+    "       COALESCE(r.rolname, ''), i.submitted_by::oid::bigint, r.oid IS NOT NULL, COALESCE(r.rolsuper, false), "
+    "       (SELECT json_agg(json_build_array(n.id, n.node_type, n.query, n.result_name, n.left_node, n.right_node)) "
+    "          FROM df.nodes n WHERE n.instance_id = i.id), "
+    "       (SELECT json_agg(json_build_array(v.name, v.value)) "
+    "          FROM df._instance_vars v WHERE v.instance_id = i.id), "
+    "       (SELECT json_agg(json_build_array(a.stamp, a.node_id, a.status, a.result::text, a.error, "
+    "                                         (extract(epoch FROM a.started_at) * 1000000)::bigint, "
+    "                                         (extract(epoch FROM a.wake_at) * 1000000)::bigint)) "
+    "          FROM df._activations a WHERE a.instance_id = i.id AND a.execution = i.execution_count) "
+    "FROM df.instances i LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by "
+    "WHERE i.id = $1 AND i.status IN ('pending', 'running')";
+
+// The rows of one json_agg column (NULL: no rows). Each row is an array of
+// `width` strings, integers or nulls; anything else is a broken row.
+const nlohmann::json &rows_of(const nlohmann::json &agg, std::size_t width, const char *what) {
+    static const nlohmann::json none = nlohmann::json::array();
+    if (agg.is_null()) return none;
+    if (!agg.is_array()) throw std::runtime_error(std::string("load: ") + what + " is not an array");
+    for (const auto &row : agg)
+        if (!row.is_array() || row.size() != width)
+            throw std::runtime_error(std::string("load: malformed ") + what + " row");
+    return agg;
+}
+
+std::optional<std::string> text_at(const nlohmann::json &row, std::size_t i) {
+    if (row[i].is_null()) return std::nullopt;
+    return row[i].get<std::string>();
+}
+
+nlohmann::json parse_column(const pqxx::field &f) {
+    if (f.is_null()) return nullptr;
+    return nlohmann::json::parse(f.c_str(), f.c_str() + f.size());
+}
+
+}  // namespace
+
 std::optional<LoadedInstance> load_instance(pqxx::work &tx, const std::string &id) {
-    const auto head = tx.exec_params(
-        "SELECT i.status, i.label, i.root_node, i.database, i.execution_count, "
-        "       COALESCE(r.rolname, ''), i.submitted_by::oid::bigint, r.oid IS NOT NULL, COALESCE(r.rolsuper, false) "
-        "FROM df.instances i LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by "
-        "WHERE i.id = $1 AND i.status IN ('pending', 'running')",
-        id);
+    const auto head = tx.exec_params(kLoadInstance, id);
     if (head.empty()) return std::nullopt;
     LoadedInstance inst;
     inst.id = id;
@@ -187,33 +229,29 @@ std::optional<LoadedInstance> load_instance(pqxx::work &tx, const std::string &i
     inst.role_exists = h[7].as<bool>();
     inst.role_is_superuser = h[8].as<bool>();
 
-    for (const auto &row : tx.exec_params(
-             "SELECT id, node_type, query, result_name, left_node, right_node FROM df.nodes WHERE instance_id = $1",
-             id)) {
+    const auto nodes = parse_column(h[9]);
+    for (const auto &row : rows_of(nodes, 6, "node")) {
         durable::StoredNode node;
-        node.id = row[0].as<std::string>();
-        node.node_type = row[1].as<std::string>();
-        if (!row[2].is_null()) node.query = row[2].as<std::string>();
-        if (!row[3].is_null()) node.result_name = row[3].as<std::string>();
-        if (!row[4].is_null()) node.left_node = row[4].as<std::string>();
-        if (!row[5].is_null()) node.right_node = row[5].as<std::string>();
+        node.id = row[0].get<std::string>();
+        node.node_type = row[1].get<std::string>();
+        node.query = text_at(row, 2);
+        node.result_name = text_at(row, 3);
+        node.left_node = text_at(row, 4);
+        node.right_node = text_at(row, 5);
         inst.nodes.push_back(std::move(node));
     }
-    for (const auto &row : tx.exec_params("SELECT name, value FROM df._instance_vars WHERE instance_id = $1", id))
-        inst.vars[row[0].as<std::string>()] = row[1].is_null() ? "" : row[1].as<std::string>();
-    for (const auto &row : tx.exec_params(
-             "SELECT stamp, node_id, status, result, error, "
-             "       (extract(epoch FROM started_at) * 1000000)::bigint, "
-             "       (extract(epoch FROM wake_at) * 1000000)::bigint "
-             "FROM df._activations WHERE instance_id = $1 AND execution = $2",
-             id, inst.execution)) {
+    const auto vars = parse_column(h[10]);
+    for (const auto &row : rows_of(vars, 2, "variable"))
+        inst.vars[row[0].get<std::string>()] = text_at(row, 1).value_or("");
+    const auto activations = parse_column(h[11]);
+    for (const auto &row : rows_of(activations, 7, "activation")) {
         durable::engine::Record rec;
-        rec.status = row[2].as<std::string>();
-        if (!row[3].is_null()) rec.result = row[3].as<std::string>();
-        if (!row[4].is_null()) rec.error = row[4].as<std::string>();
-        if (!row[5].is_null()) rec.started_at = from_micros(row[5].as<std::int64_t>());
-        if (!row[6].is_null()) rec.wake_at = from_micros(row[6].as<std::int64_t>());
-        inst.history[{row[0].as<std::string>(), row[1].as<std::string>()}] = std::move(rec);
+        rec.status = row[2].get<std::string>();
+        rec.result = text_at(row, 3);
+        rec.error = text_at(row, 4);
+        if (!row[5].is_null()) rec.started_at = from_micros(row[5].get<std::int64_t>());
+        if (!row[6].is_null()) rec.wake_at = from_micros(row[6].get<std::int64_t>());
+        inst.history[{row[0].get<std::string>(), row[1].get<std::string>()}] = std::move(rec);
     }
     return inst;
 }

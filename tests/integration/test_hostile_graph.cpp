@@ -116,3 +116,35 @@ TEST_CASE("hostile: an exception while running one instance fails that instance 
     CHECK(ec.daemon()->pid() == pid);
     CHECK_FALSE(ec.daemon()->log_contains("fatal error"));
 }
+
+// The daemon loads an instance's nodes, variables and history in one
+// statement that carries the text columns as JSON strings: whatever a role
+// puts in step text, variables or results must come back byte for byte, on
+// the first load and on a reload of the history after a daemon restart.
+TEST_CASE("hostile: awkward text in step queries, variables and results survives the daemon's load byte for byte",
+          "[hostile]") {
+    EngineCluster ec;
+    ec.cluster().exec("CREATE TABLE awk_sink (step int, t text); GRANT ALL ON awk_sink TO alice");
+    const std::string awkward =
+        "quote ' dq \" backslash \\ \\\\ slash / tab \t nl \n cr \r ctl \x01\x1f\x7f unicode \xc3\xa9 "
+        "\xe6\xbc\xa2\xe5\xad\x97 \xf0\x9f\x98\x80 json {\"a\":[1,null]} \\u0000 \\n \\\" $1 $$ }{ ]";
+    REQUIRE(ec.query("alice", "SELECT df.setvar('awk', " + lit(lit(awkward)) + ")") ==
+            std::optional<std::string>("OK"));
+    const std::string select_awkward = "SELECT " + lit(awkward) + "::text AS t";
+    const auto id = ec.start(lit("INSERT INTO awk_sink VALUES (1, {awk})") + " ~> (" + lit(select_awkward) +
+                             " |=> 'r') ~> df.wait_for_signal('go') ~> " +
+                             lit("INSERT INTO awk_sink VALUES (3, $r)"));
+    // Step 1 (text from a variable) ran after the first load.
+    REQUIRE_EVENTUALLY(count_of(ec, "SELECT count(*) FROM df.nodes WHERE instance_id = " + lit(id) +
+                                        " AND node_type = 'SIGNAL' AND status = 'running'") == 1,
+                       20s, ec.diagnostics(id));
+    ec.kill_daemon();
+    ec.start_daemon();  // loads the history again: $r's result comes from the rows
+    REQUIRE(ec.query("alice", "SELECT df.signal(" + lit(id) + ", 'go', " + lit(R"({"k": "\u00e9\n"})") + ")") ==
+            std::optional<std::string>("OK"));
+    REQUIRE(ec.await(id, 30s) == "completed");
+    INFO(ec.diagnostics(id));
+    CHECK(count_of(ec, "SELECT count(*) FROM awk_sink WHERE step = 1 AND t = " + lit(awkward)) == 1);
+    CHECK(count_of(ec, "SELECT count(*) FROM awk_sink WHERE step = 3 AND t = " + lit(awkward)) == 1);
+    CHECK(count_of(ec, "SELECT count(*) FROM awk_sink") == 2);
+}

@@ -261,12 +261,16 @@ TEST_CASE("wake-ups are hints: only committed rows decide", "[orchestrator]") {
     REQUIRE(h.steps->running.size() == 1);
     SECTION("an id that names no instance loads nothing and stops nothing") {
         h.wake("deadbeef");
-        CHECK(h.store->count("load_instance deadbeef") == 0);
+        // One lookup of its row (the load, which finds nothing), no other call.
+        CHECK(h.store->count("load_instance deadbeef") == 1);
+        CHECK(h.store->count("instance_states") == 0);
         CHECK(h.orchestrator->instance_count() == 1);
         CHECK_FALSE(h.steps->running[0].cancel_requested);
     }
     SECTION("a live instance that the daemon runs is not disturbed") {
         h.wake(id);
+        CHECK(h.store->count("instance_states") == 1);  // its row is looked up, it is not loaded again
+        CHECK(h.store->count("load_instance " + id) == 1);
         CHECK_FALSE(h.steps->running[0].cancel_requested);
         CHECK(h.orchestrator->instance_count() == 1);
     }
