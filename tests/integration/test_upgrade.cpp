@@ -272,12 +272,13 @@ TEST_CASE("workflows started under 1.0 continue across ALTER EXTENSION UPDATE an
     as_alice("CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp()); CREATE TABLE stop_flag ()");
     // A timer due after the update, a signal wait, a loop that runs until
     // told to stop, and a SQL step still running when the update starts.
-    const std::string sleeper = start("df.sleep(4) ~> $$SELECT 'slept' AS s$$");
+    // Long enough to be still asleep after the update on a slow, loaded machine.
+    const std::string sleeper = start("df.sleep(15) ~> $$SELECT 'slept' AS s$$");
     const std::string waiter = start("df.wait_for_signal('go') |=> 'sig' ~> $$SELECT $sig::jsonb->'data'->>'n' AS n$$");
     const std::string looper = start(
         "df.loop('INSERT INTO ticks DEFAULT VALUES', 'SELECT NOT EXISTS (SELECT FROM stop_flag)', 100) ~> "
         "'SELECT count(*) AS ticks FROM ticks'");
-    const std::string stepper = start("$$SELECT pg_sleep(2), 'stepped' AS s$$");
+    const std::string stepper = start("$$SELECT pg_sleep(6), 'stepped' AS s$$");
 
     REQUIRE_EVENTUALLY(node_running(sleeper, "SLEEP"), 20s, diagnostics());
     REQUIRE_EVENTUALLY(node_running(waiter, "SIGNAL"), 20s, diagnostics());

@@ -73,6 +73,12 @@ public:
             if (c == call) ++n;
         return n;
     }
+    std::size_t count_prefix(const std::string &prefix) const {
+        std::size_t n = 0;
+        for (const auto &c : calls)
+            if (c.compare(0, prefix.size(), prefix) == 0) ++n;
+        return n;
+    }
 
     void attach(const std::string &epoch, PermanentFailure on_permanent_failure) override {
         ++generation_;

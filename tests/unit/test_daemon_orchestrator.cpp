@@ -267,6 +267,20 @@ TEST_CASE("wake-ups are hints: only committed rows decide", "[orchestrator]") {
         CHECK(h.orchestrator->instance_count() == 1);
         CHECK_FALSE(h.steps->running[0].cancel_requested);
     }
+    SECTION("a flood of forged ids costs one lookup, not one load per id") {
+        WakeupBatch batch;
+        for (int i = 0; i < 500; ++i) {
+            char forged[9];
+            std::snprintf(forged, sizeof forged, "%08x", 0x10000000 + i);
+            batch.ids.insert(forged);
+        }
+        batch.received = batch.ids.size();
+        h.orchestrator->on_wakeups(batch);
+        h.settle();
+        CHECK(h.store->count("instance_states") == 1);
+        CHECK(h.store->count_prefix("load_instance ") == 1);  // the one at attach
+        CHECK(h.orchestrator->instance_count() == 1);
+    }
     SECTION("a live instance that the daemon runs is not disturbed") {
         h.wake(id);
         CHECK(h.store->count("instance_states") == 1);  // its row is looked up, it is not loaded again
