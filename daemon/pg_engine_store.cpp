@@ -1,5 +1,7 @@
 #include "daemon/pg_engine_store.hpp"
 
+#include <chrono>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
@@ -45,7 +47,8 @@ void PgEngineStore::detach() {
 struct PgEngineStore::Call {
     std::optional<std::string> instance;
     int attempt = 1;
-    std::function<void(pqxx::work &)> run;  // the statements; keeps the result for `deliver`
+    std::function<void(pqxx::transaction_base &)> run;  // the statements; keeps the result for `deliver`
+    bool one_read = false;                  // one statement that writes nothing (submit_read)
     std::function<void()> deliver;          // hands the kept result to the caller's `then`
     bool failed = false;                    // set by the worker, with:
     std::string error;
@@ -59,15 +62,25 @@ struct Failure {
     std::string sqlstate;  // empty: the session is lost (or could not be opened)
 };
 
-// Runs `body` in one transaction of the session, opening the session first
-// when there is none; what went wrong, if anything.
+// Runs `body` in one transaction of the session (`autocommit`: without one,
+// for a single read), opening the session first when there is none; what
+// went wrong, if anything.
 std::optional<Failure> in_transaction(std::unique_ptr<pqxx::connection> &conn, const std::string &conninfo,
-                                      const std::string &epoch, const std::function<void(pqxx::work &)> &body) {
+                                      const std::string &epoch,
+                                      const std::function<void(pqxx::transaction_base &)> &body,
+                                      bool autocommit = false) {
     try {
         if (!conn) {
-            conn = std::make_unique<pqxx::connection>(conninfo);
-            store::prepare_session(*conn);
-            store::bind_session_epoch(*conn, epoch);
+            auto opened = std::make_unique<pqxx::connection>(conninfo);
+            store::prepare_session(*opened);
+            store::bind_session_epoch(*opened, epoch);
+            store::prepare_engine_statements(*opened);
+            conn = std::move(opened);  // only a session opened in full is kept
+        }
+        if (autocommit) {
+            pqxx::nontransaction tx(*conn);
+            body(tx);
+            return std::nullopt;
         }
         pqxx::work tx(*conn);
         body(tx);
@@ -95,7 +108,7 @@ void PgEngineStore::run_batch(std::vector<std::shared_ptr<Call>> &batch, std::un
         call.sqlstate = failure.sqlstate;
     };
     if (batch.size() > 1) {
-        const auto failure = in_transaction(conn, conninfo, epoch, [&batch](pqxx::work &tx) {
+        const auto failure = in_transaction(conn, conninfo, epoch, [&batch](pqxx::transaction_base &tx) {
             for (const auto &call : batch) call->run(tx);
         });
         if (!failure) {
@@ -111,7 +124,8 @@ void PgEngineStore::run_batch(std::vector<std::shared_ptr<Call>> &batch, std::un
         // Nothing of the batch was kept: each call again, alone, for its own outcome.
     }
     for (const auto &call : batch)
-        if (const auto failure = in_transaction(conn, conninfo, epoch, call->run)) mark(*call, *failure);
+        if (const auto failure = in_transaction(conn, conninfo, epoch, call->run, call->one_read))
+            mark(*call, *failure);
 }
 
 template <class R>
@@ -121,7 +135,23 @@ void PgEngineStore::submit(std::optional<std::string> instance, std::function<R(
     auto call = std::make_shared<Call>();
     auto result = std::make_shared<std::optional<R>>();
     call->instance = std::move(instance);
-    call->run = [job = std::move(job), result](pqxx::work &tx) { *result = job(tx); };
+    // Always run in a pqxx::work (in_transaction without autocommit): one_read is false.
+    call->run = [job = std::move(job), result](pqxx::transaction_base &tx) {
+        *result = job(dynamic_cast<pqxx::work &>(tx));
+    };
+    call->deliver = [then = std::move(then), result]() { then(std::move(**result)); };
+    enqueue(std::move(call));
+}
+
+template <class R>
+void PgEngineStore::submit_read(std::optional<std::string> instance, std::function<R(pqxx::transaction_base &)> job,
+                                std::function<void(R)> then) {
+    if (!attached_) return;
+    auto call = std::make_shared<Call>();
+    auto result = std::make_shared<std::optional<R>>();
+    call->instance = std::move(instance);
+    call->one_read = true;
+    call->run = [job = std::move(job), result](pqxx::transaction_base &tx) { *result = job(tx); };
     call->deliver = [then = std::move(then), result]() { then(std::move(**result)); };
     enqueue(std::move(call));
 }
@@ -142,10 +172,23 @@ void PgEngineStore::send_batch() {
         waiting_.pop_front();
     } while (!waiting_.empty() && batch->size() < kMaxBatch && !alone(*batch->front()) && !alone(*waiting_.front()));
     batch_in_flight_ = true;
-    worker_->post([this, batch, generation = generation_, slot = conn_, conninfo = conninfo_, epoch = epoch_]() {
+    using Clock = std::chrono::steady_clock;
+    const auto sent = Clock::now();
+    worker_->post([this, batch, sent, generation = generation_, slot = conn_, conninfo = conninfo_,
+                   epoch = epoch_]() {
+        const auto began = Clock::now();
         run_batch(*batch, *slot, conninfo, epoch);
-        boost::asio::post(io_, [this, batch, generation] {
+        const auto ran = Clock::now();
+        boost::asio::post(io_, [this, batch, sent, began, ran, generation] {
             if (generation != generation_ || !attached_) return;
+            // Where a bookkeeping call's time goes (bench/run.sh's dispatch breakdown).
+            if (log()->should_log(spdlog::level::debug)) {
+                const auto us = [](Clock::duration d) {
+                    return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+                };
+                log()->debug("bookkeeping timeline: {} call(s), to worker {} us, statements {} us, back {} us",
+                             batch->size(), us(began - sent), us(ran - began), us(Clock::now() - ran));
+            }
             // Still "in flight" while the results are handed out: calls made
             // by the callbacks wait and leave together afterwards.
             for (const auto &call : *batch) {
@@ -201,13 +244,13 @@ void PgEngineStore::write_secret(const std::string &secret, Done then) {
 }
 
 void PgEngineStore::active_instance_ids(Then<std::vector<std::string>> then) {
-    submit<std::vector<std::string>>(
-        std::nullopt, [](pqxx::work &c) { return store::active_instance_ids(c); }, std::move(then));
+    submit_read<std::vector<std::string>>(
+        std::nullopt, [](pqxx::transaction_base &c) { return store::active_instance_ids(c); }, std::move(then));
 }
 
 void PgEngineStore::load_instance(const std::string &id, Then<std::optional<store::LoadedInstance>> then) {
-    submit<std::optional<store::LoadedInstance>>(
-        id, [id](pqxx::work &c) { return store::load_instance(c, id); }, std::move(then));
+    submit_read<std::optional<store::LoadedInstance>>(
+        id, [id](pqxx::transaction_base &c) { return store::load_instance(c, id); }, std::move(then));
 }
 
 void PgEngineStore::apply_effects(const std::string &id, std::int64_t execution,
@@ -248,15 +291,15 @@ void PgEngineStore::mark_running(std::vector<std::string> ids, Done then) {
 }
 
 void PgEngineStore::instance_state(const std::string &id, Then<std::optional<store::InstanceState>> then) {
-    submit<std::optional<store::InstanceState>>(
-        id, [id](pqxx::work &c) { return store::instance_state(c, id); }, std::move(then));
+    submit_read<std::optional<store::InstanceState>>(
+        id, [id](pqxx::transaction_base &c) { return store::instance_state(c, id); }, std::move(then));
 }
 
 void PgEngineStore::instance_states(std::vector<std::string> ids, bool all_active,
                                     Then<std::vector<store::NamedInstanceState>> then) {
-    submit<std::vector<store::NamedInstanceState>>(
+    submit_read<std::vector<store::NamedInstanceState>>(
         std::nullopt,
-        [ids = std::move(ids), all_active](pqxx::work &c) { return store::instance_states(c, ids, all_active); },
+        [ids = std::move(ids), all_active](pqxx::transaction_base &c) { return store::instance_states(c, ids, all_active); },
         std::move(then));
 }
 
@@ -270,8 +313,8 @@ void PgEngineStore::record_cancelled(const std::string &id, std::int64_t executi
 }
 
 void PgEngineStore::has_http_privilege(const std::string &id, std::int64_t role_oid, Then<bool> then) {
-    submit<bool>(
-        id, [role_oid](pqxx::work &c) { return store::has_http_privilege(c, role_oid); }, std::move(then));
+    submit_read<bool>(
+        id, [role_oid](pqxx::transaction_base &c) { return store::has_http_privilege(c, role_oid); }, std::move(then));
 }
 
 }  // namespace pgd::daemon

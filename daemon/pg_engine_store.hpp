@@ -67,6 +67,11 @@ private:
     template <class R>
     void submit(std::optional<std::string> instance, std::function<R(pqxx::work &)> job,
                 std::function<void(R)> then);
+    // The same for a read of one statement: sent alone, it runs in autocommit
+    // (no BEGIN/COMMIT round trips); in a batch, in the batch's transaction.
+    template <class R>
+    void submit_read(std::optional<std::string> instance, std::function<R(pqxx::transaction_base &)> job,
+                     std::function<void(R)> then);
     // The same for a job with nothing to hand back.
     void submit_void(std::optional<std::string> instance, std::function<void(pqxx::work &)> job, Done then);
     void enqueue(std::shared_ptr<Call> call);

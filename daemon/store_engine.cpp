@@ -26,6 +26,19 @@ TimePoint from_micros(std::int64_t us) { return TimePoint{} + std::chrono::micro
 
 const char *opt(const std::optional<std::string> &value) { return value ? value->c_str() : nullptr; }
 
+// A statement the bookkeeping session runs prepared: parsed and planned once
+// per session (prepare_engine_statements), not on every call. Planning the
+// instance load alone cost more than running it (bench/BENCHMARKS.md).
+struct Statement {
+    const char *name;
+    std::string sql;
+};
+
+template <class... Args>
+pqxx::result run(pqxx::transaction_base &tx, const Statement &statement, Args &&...args) {
+    return tx.exec_prepared(statement.name, std::forward<Args>(args)...);
+}
+
 constexpr const char *kTs = "('epoch'::timestamptz + %s * interval '1 microsecond')";
 
 std::string ts(const char *param) {
@@ -34,7 +47,7 @@ std::string ts(const char *param) {
     return buf;
 }
 
-const std::string kUpsertActivation =
+const Statement kUpsertActivation{"pgd_upsert_activation",
     "INSERT INTO df._activations AS a (instance_id, stamp, node_id, execution, status, result, error, "
     "started_at, completed_at, wake_at, updated_at) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, " + ts("$8::bigint") + ", " + ts("$9::bigint") + ", " +
@@ -48,31 +61,62 @@ const std::string kUpsertActivation =
     "wake_at = CASE WHEN EXCLUDED.started_at IS NOT NULL THEN EXCLUDED.wake_at "
     "               ELSE COALESCE(EXCLUDED.wake_at, a.wake_at) END, updated_at = now() "
     // A completed activation never changes (a late timeout after a signal, say).
-    "WHERE a.status <> 'completed'";
+    "WHERE a.status <> 'completed'"};
 
 // Leaf activations show on their df.nodes row too (LOOP checkpoints and RACE
 // decisions are bookkeeping, not node states); a leaf that begins running
 // (again, in a later iteration) starts now. df._set_node_state is the one
 // writer of node states.
-const std::string kMirrorLeaf =
+const Statement kMirrorLeaf{"pgd_mirror_leaf",
     "SELECT df._set_node_state(n.instance_id, n.id, $3, $4, $5::json, $6, "
     "COALESCE(" + ts("$7::bigint") + ", CASE WHEN $4 = 'running' THEN now() END), NULL, NULL, NULL, 1) "
     "FROM df.nodes n "
-    "WHERE n.instance_id = $1 AND n.id = $2 AND n.node_type IN ('SQL', 'HTTP', 'SLEEP', 'WAIT_SCHEDULE', 'SIGNAL')";
+    "WHERE n.instance_id = $1 AND n.id = $2 AND n.node_type IN ('SQL', 'HTTP', 'SLEEP', 'WAIT_SCHEDULE', 'SIGNAL')"};
 
 // A compound node's status mirror.
 // A RETRY's carries its attempt number (NULL keeps the row's attempts).
-const char *const kMirrorNode =
-    "SELECT df._set_node_state($1, $2, $3, $4, $5::json, $6, NULL, NULL, NULL, $7::int)";
+const Statement kMirrorNode{"pgd_mirror_node",
+                             "SELECT df._set_node_state($1, $2, $3, $4, $5::json, $6, NULL, NULL, NULL, $7::int)"};
+
+const Statement kLockLiveInstance{
+    "pgd_lock_live_instance",
+    "SELECT i.status FROM df.instances i, df._worker_epoch e "
+    " WHERE i.id = $1 AND e.epoch_id = pg_catalog.current_setting('df_daemon.epoch')::uuid "
+    "   FOR NO KEY UPDATE OF i NOWAIT FOR KEY SHARE OF e"};
+
+const Statement kHoldsEpoch{"pgd_holds_epoch",
+                            "SELECT 1 FROM df._worker_epoch "
+                            "WHERE epoch_id = pg_catalog.current_setting('df_daemon.epoch')::uuid FOR KEY SHARE"};
+
+const Statement kMarkPendingRunning{
+    "pgd_mark_pending_running",
+    "UPDATE df.instances SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'pending'"};
+const Statement kSetExecution{"pgd_set_execution",
+                              "UPDATE df.instances SET execution_count = $2, updated_at = now() WHERE id = $1"};
+const Statement kCompleteInstance{
+    "pgd_complete_instance",
+    "UPDATE df.instances SET status = 'completed', completed_at = now(), updated_at = now() WHERE id = $1"};
+const Statement kFailInstance{
+    "pgd_fail_instance",
+    "UPDATE df.instances SET status = 'failed', error = $2, error_node = $3, updated_at = now() WHERE id = $1"};
+const Statement kDropSignals{"pgd_drop_signals", "DELETE FROM df._signals WHERE instance_id = $1"};
+const Statement kInstanceState{"pgd_instance_state", "SELECT status, error FROM df.instances WHERE id = $1"};
+const Statement kMarkRunning{"pgd_mark_running",
+                             "UPDATE df.instances i SET status = 'running', updated_at = now() "
+                             "FROM (SELECT id FROM df.instances WHERE id = ANY ($1::text[]) AND status = 'pending' "
+                             "      FOR NO KEY UPDATE SKIP LOCKED) p WHERE i.id = p.id"};
+const Statement kInstanceStates{"pgd_instance_states",
+                                "SELECT id, status, error FROM df.instances WHERE id = ANY ($1::text[]) "
+                                "OR ($2 AND status IN ('pending', 'running'))"};
 
 void upsert_activation(pqxx::work &tx, const std::string &instance_id, std::int64_t execution,
                        const ActivationWrite &w) {
     const auto started = micros(w.started_at);
     const auto completed = micros(w.completed_at);
     const auto wake = micros(w.wake_at);
-    tx.exec_params(kUpsertActivation, instance_id, w.stamp, w.node_id, execution, w.status, opt(w.result),
+    run(tx, kUpsertActivation, instance_id, w.stamp, w.node_id, execution, w.status, opt(w.result),
                    opt(w.error), opt(started), opt(completed), opt(wake));
-    tx.exec_params(kMirrorLeaf, instance_id, w.node_id, w.stamp, w.status, opt(w.result), opt(w.error),
+    run(tx, kMirrorLeaf, instance_id, w.node_id, w.stamp, w.status, opt(w.result), opt(w.error),
                    opt(started));
 }
 
@@ -88,11 +132,7 @@ void upsert_activation(pqxx::work &tx, const std::string &instance_id, std::int6
 // that lost its attachment (store::bind_session_epoch): no epoch row, no
 // row here, nothing written.
 bool lock_live_instance(pqxx::work &tx, const std::string &instance_id) {
-    const auto rows = tx.exec_params(
-        "SELECT i.status FROM df.instances i, df._worker_epoch e "
-        " WHERE i.id = $1 AND e.epoch_id = pg_catalog.current_setting('df_daemon.epoch')::uuid "
-        "   FOR NO KEY UPDATE OF i NOWAIT FOR KEY SHARE OF e",
-        instance_id);
+    const auto rows = run(tx, kLockLiveInstance, instance_id);
     if (rows.empty()) return false;
     const auto status = rows[0][0].as<std::string>();
     return status == "pending" || status == "running";
@@ -102,9 +142,7 @@ bool lock_live_instance(pqxx::work &tx, const std::string &instance_id) {
 // the attached one, share-locking its row until the transaction ends: the
 // fence of writes that lock no instance row (lock_live_instance joins it).
 bool holds_epoch(pqxx::work &tx) {
-    return !tx.exec("SELECT 1 FROM df._worker_epoch "
-                    "WHERE epoch_id = pg_catalog.current_setting('df_daemon.epoch')::uuid FOR KEY SHARE")
-                .empty();
+    return !run(tx, kHoldsEpoch).empty();
 }
 
 // A text[] literal of instance ids. The ids were validated as 8 lower-case
@@ -161,7 +199,7 @@ void trim_history(pqxx::work &tx, const std::string &instance_id, const durable:
 
 }  // namespace
 
-std::vector<std::string> active_instance_ids(pqxx::work &tx) {
+std::vector<std::string> active_instance_ids(pqxx::transaction_base &tx) {
     std::vector<std::string> ids;
     for (const auto &row :
          tx.exec("SELECT id FROM df.instances WHERE status IN ('pending', 'running') ORDER BY created_at, id"))
@@ -175,7 +213,8 @@ namespace {
 // nodes, variables and the activations of its current execution as JSON
 // arrays (text columns as JSON strings, so they come back byte for byte).
 // Dispatch waits on this load; four statements cost four round trips.
-const char *const kLoadInstance =
+const Statement kLoadInstance{
+    "pgd_load_instance",
     "SELECT i.status, i.label, i.root_node, i.database, i.execution_count, "
     "       COALESCE(r.rolname, ''), i.submitted_by::oid::bigint, r.oid IS NOT NULL, COALESCE(r.rolsuper, false), "
     "       (SELECT json_agg(json_build_array(n.id, n.node_type, n.query, n.result_name, n.left_node, n.right_node)) "
@@ -187,7 +226,7 @@ const char *const kLoadInstance =
     "                                         (extract(epoch FROM a.wake_at) * 1000000)::bigint)) "
     "          FROM df._activations a WHERE a.instance_id = i.id AND a.execution = i.execution_count) "
     "FROM df.instances i LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by "
-    "WHERE i.id = $1 AND i.status IN ('pending', 'running')";
+    "WHERE i.id = $1 AND i.status IN ('pending', 'running')"};
 
 // The rows of one json_agg column (NULL: no rows). Each row is an array of
 // `width` strings, integers or nulls; anything else is a broken row.
@@ -213,8 +252,8 @@ nlohmann::json parse_column(const pqxx::field &f) {
 
 }  // namespace
 
-std::optional<LoadedInstance> load_instance(pqxx::work &tx, const std::string &id) {
-    const auto head = tx.exec_params(kLoadInstance, id);
+std::optional<LoadedInstance> load_instance(pqxx::transaction_base &tx, const std::string &id) {
+    const auto head = run(tx, kLoadInstance, id);
     if (head.empty()) return std::nullopt;
     LoadedInstance inst;
     inst.id = id;
@@ -271,14 +310,12 @@ void write_daemon_secret(pqxx::work &tx, const std::string &secret, const std::s
 bool apply_effects(pqxx::work &tx, const std::string &instance_id, std::int64_t execution,
                    const durable::engine::Effects &effects) {
     if (!lock_live_instance(tx, instance_id)) return false;  // nothing written
-    tx.exec_params("UPDATE df.instances SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'pending'",
-                   instance_id);
+    run(tx, kMarkPendingRunning, instance_id);
     std::int64_t current_execution = execution;
     if (effects.instance && effects.instance->execution) {
         // A root loop went on: the new execution's rows carry its number.
         current_execution = *effects.instance->execution;
-        tx.exec_params("UPDATE df.instances SET execution_count = $2, updated_at = now() WHERE id = $1",
-                       instance_id, current_execution);
+        run(tx, kSetExecution, instance_id, current_execution);
     }
     for (const auto &w : effects.activations)
         upsert_activation(tx, instance_id, stamp_execution(w.stamp, instance_id, execution), w);
@@ -288,22 +325,18 @@ bool apply_effects(pqxx::work &tx, const std::string &instance_id, std::int64_t 
     for (const auto &m : effects.mirrors) {
         std::optional<std::string> attempts;
         if (m.attempts) attempts = std::to_string(*m.attempts);
-        tx.exec_params(kMirrorNode, instance_id, m.node_id, m.stamp, m.status, opt(m.result), opt(m.error),
+        run(tx, kMirrorNode, instance_id, m.node_id, m.stamp, m.status, opt(m.result), opt(m.error),
                        opt(attempts));
     }
     if (effects.instance) {
         const auto &iw = *effects.instance;
         if (iw.status == "completed") {
-            tx.exec_params("UPDATE df.instances SET status = 'completed', completed_at = now(), updated_at = now() "
-                           "WHERE id = $1",
-                           instance_id);
+            run(tx, kCompleteInstance, instance_id);
         } else if (iw.status == "failed") {
-            tx.exec_params("UPDATE df.instances SET status = 'failed', error = $2, error_node = $3, updated_at = now() "
-                           "WHERE id = $1",
-                           instance_id, opt(iw.error), opt(iw.error_node));
+            run(tx, kFailInstance, instance_id, opt(iw.error), opt(iw.error_node));
         }
         if (iw.status == "completed" || iw.status == "failed")
-            tx.exec_params("DELETE FROM df._signals WHERE instance_id = $1", instance_id);
+            run(tx, kDropSignals, instance_id);
     }
     return true;
 }
@@ -311,10 +344,8 @@ bool apply_effects(pqxx::work &tx, const std::string &instance_id, std::int64_t 
 void fail_instance(pqxx::work &tx, const std::string &instance_id, const std::string &error,
                    const std::optional<std::string> &error_node) {
     if (!lock_live_instance(tx, instance_id)) return;
-    tx.exec_params("UPDATE df.instances SET status = 'failed', error = $2, error_node = $3, updated_at = now() "
-                   "WHERE id = $1",
-                   instance_id, error, opt(error_node));
-    tx.exec_params("DELETE FROM df._signals WHERE instance_id = $1", instance_id);
+    run(tx, kFailInstance, instance_id, error, opt(error_node));
+    run(tx, kDropSignals, instance_id);
 }
 
 void record_activation(pqxx::work &tx, const std::string &instance_id, std::int64_t execution,
@@ -343,12 +374,12 @@ std::optional<std::string> consume_signal(pqxx::work &tx, const std::string &ins
         instance_id, stamp, node_id, result);
     if (updated.affected_rows() != 1) return std::nullopt;  // the signal stays queued
     tx.exec_params("DELETE FROM df._signals WHERE seq = $1", queued[0][0].as<std::int64_t>());
-    tx.exec_params(kMirrorLeaf, instance_id, node_id, stamp, "completed", result, nullptr, nullptr);
+    run(tx, kMirrorLeaf, instance_id, node_id, stamp, "completed", result, nullptr, nullptr);
     return result;
 }
 
-std::optional<InstanceState> instance_state(pqxx::work &tx, const std::string &instance_id) {
-    const auto rows = tx.exec_params("SELECT status, error FROM df.instances WHERE id = $1", instance_id);
+std::optional<InstanceState> instance_state(pqxx::transaction_base &tx, const std::string &instance_id) {
+    const auto rows = run(tx, kInstanceState, instance_id);
     if (rows.empty()) return std::nullopt;
     InstanceState state;
     state.status = rows[0][0].as<std::string>();
@@ -359,19 +390,14 @@ std::optional<InstanceState> instance_state(pqxx::work &tx, const std::string &i
 void mark_running(pqxx::work &tx, const std::vector<std::string> &ids) {
     const std::string array = id_array(ids);
     if (!holds_epoch(tx)) return;
-    tx.exec_params("UPDATE df.instances i SET status = 'running', updated_at = now() "
-                   "FROM (SELECT id FROM df.instances WHERE id = ANY ($1::text[]) AND status = 'pending' "
-                   "      FOR NO KEY UPDATE SKIP LOCKED) p WHERE i.id = p.id",
-                   array);
+    run(tx, kMarkRunning, array);
 }
 
-std::vector<NamedInstanceState> instance_states(pqxx::work &tx, const std::vector<std::string> &ids,
+std::vector<NamedInstanceState> instance_states(pqxx::transaction_base &tx, const std::vector<std::string> &ids,
                                                 bool all_active) {
     const std::string array = id_array(ids);
     std::vector<NamedInstanceState> out;
-    for (const auto &row : tx.exec_params("SELECT id, status, error FROM df.instances WHERE id = ANY ($1::text[]) "
-                                          "OR ($2 AND status IN ('pending', 'running'))",
-                                          array, all_active)) {
+    for (const auto &row : run(tx, kInstanceStates, array, all_active)) {
         NamedInstanceState item;
         item.id = row[0].as<std::string>();
         item.state.status = row[1].as<std::string>();
@@ -397,7 +423,7 @@ void record_cancelled(pqxx::work &tx, const std::string &instance_id, std::int64
     }
 }
 
-bool has_http_privilege(pqxx::work &tx, std::int64_t role_oid) {
+bool has_http_privilege(pqxx::transaction_base &tx, std::int64_t role_oid) {
     const auto rows = tx.exec_params(
         "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE oid = $1::oid) "
         "THEN pg_catalog.has_function_privilege($1::oid, 'df.http(text,text,text,jsonb,integer)', 'EXECUTE') "
@@ -480,6 +506,14 @@ RetentionBatch retention_batch(pqxx::connection &conn, const RetentionLimits &li
     done.iterations = run_batch(conn, kOldIterations, limits.history_executions,
                                 static_cast<std::int64_t>(limits.batch) * 20);
     return done;
+}
+
+void prepare_engine_statements(pqxx::connection &conn) {
+    for (const Statement *statement :
+         {&kUpsertActivation, &kMirrorLeaf, &kMirrorNode, &kLockLiveInstance, &kHoldsEpoch, &kLoadInstance,
+          &kMarkPendingRunning, &kSetExecution, &kCompleteInstance, &kFailInstance, &kDropSignals, &kInstanceState,
+          &kMarkRunning, &kInstanceStates})
+        conn.prepare(statement->name, statement->sql);
 }
 
 }  // namespace pgd::daemon::store

@@ -40,12 +40,20 @@ struct LoadedInstance {
     durable::engine::History history;  // activations of the current execution
 };
 
+// Declares this module's prepared statements on a bookkeeping session; call
+// once, right after opening it (store::prepare_session), before any call below.
+void prepare_engine_statements(pqxx::connection &conn);
+
+// The reads below are one statement each and take any transaction: a read
+// sent alone runs without BEGIN and COMMIT (one statement has one snapshot
+// anyway), two round trips less on the dispatch path.
+
 // Ids of pending and running instances, oldest first.
-std::vector<std::string> active_instance_ids(pqxx::work &tx);
+std::vector<std::string> active_instance_ids(pqxx::transaction_base &tx);
 
 // Everything about one pending or running instance; nullopt when it is gone
 // or already terminal.
-std::optional<LoadedInstance> load_instance(pqxx::work &tx, const std::string &id);
+std::optional<LoadedInstance> load_instance(pqxx::transaction_base &tx, const std::string &id);
 
 // The active daemon's secret (df._daemon_secret): df._run_step refuses other
 // callers; a daemon taking over rotates it, fencing its predecessor. Writes
@@ -84,7 +92,7 @@ struct InstanceState {
     std::string status;
     std::optional<std::string> error;
 };
-std::optional<InstanceState> instance_state(pqxx::work &tx, const std::string &instance_id);
+std::optional<InstanceState> instance_state(pqxx::transaction_base &tx, const std::string &instance_id);
 
 // The committed state of the named instances (ids that name no instance are
 // absent), plus every pending or running one when `all_active` is set: what a
@@ -93,7 +101,7 @@ struct NamedInstanceState {
     std::string id;
     InstanceState state;
 };
-std::vector<NamedInstanceState> instance_states(pqxx::work &tx, const std::vector<std::string> &ids,
+std::vector<NamedInstanceState> instance_states(pqxx::transaction_base &tx, const std::vector<std::string> &ids,
                                                 bool all_active);
 
 // Marks the activations of a cancelled instance's interrupted steps.
@@ -102,7 +110,7 @@ void record_cancelled(pqxx::work &tx, const std::string &instance_id, std::int64
 
 // Whether the role (by oid) holds EXECUTE on df.http (SPEC §14 gate 1);
 // false when the role is gone.
-bool has_http_privilege(pqxx::work &tx, std::int64_t role_oid);
+bool has_http_privilege(pqxx::transaction_base &tx, std::int64_t role_oid);
 
 // Retention and loop-history bounding (SPEC §17, DESIGN §2.8): one small
 // batch of each kind of cleanup, each in its own short transaction, skipping

@@ -39,6 +39,7 @@ std::unique_ptr<pqxx::connection> bookkeeping_session(TestCluster &cluster, cons
     auto conn = std::make_unique<pqxx::connection>(cluster.conninfo());
     store::prepare_session(*conn);
     store::bind_session_epoch(*conn, epoch);
+    store::prepare_engine_statements(*conn);
     return conn;
 }
 
