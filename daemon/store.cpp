@@ -137,7 +137,9 @@ bool try_orchestrator_lock(pqxx::connection &conn, std::chrono::seconds stale) {
     try {
         // The holder's session, and any of its bookkeeping transactions stuck
         // with the epoch row share-locked (else the next daemon's attach
-        // would wait for them).
+        // would wait for them). Only the lock modes the daemon's writes and
+        // its epoch fence (FOR KEY SHARE) take: a user's plain SELECT of the
+        // table (ACCESS SHARE) neither blocks the attach nor is ended here.
         tx.exec_params(
             "SELECT pg_catalog.pg_terminate_backend(p.pid) FROM ("
             "  SELECT l.pid FROM pg_catalog.pg_locks l "
@@ -146,7 +148,10 @@ bool try_orchestrator_lock(pqxx::connection &conn, std::chrono::seconds stale) {
             "                                      WHERE datname = pg_catalog.current_database()) "
             "  UNION "
             "  SELECT l.pid FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
-            "   WHERE l.relation = 'df._worker_epoch'::regclass AND l.granted "
+            "   WHERE l.locktype = 'relation' AND l.relation = 'df._worker_epoch'::regclass AND l.granted "
+            "     AND l.database = (SELECT oid FROM pg_catalog.pg_database "
+            "                        WHERE datname = pg_catalog.current_database()) "
+            "     AND l.mode IN ('RowShareLock', 'RowExclusiveLock') "
             "     AND l.pid <> pg_catalog.pg_backend_pid() "
             "     AND a.xact_start < pg_catalog.now() - make_interval(secs => $3)) p "
             "WHERE EXISTS (SELECT 1 FROM df._worker_epoch "
@@ -168,17 +173,64 @@ void release_orchestrator_lock(pqxx::connection &conn) {
     tx.exec_params("SELECT pg_catalog.pg_advisory_unlock($1, $2)", kLockClassId, kLockOrchestrator);
 }
 
+namespace {
+
+// Ends the sessions of a replaced daemon that still hold df._worker_epoch
+// locked: the bookkeeping transactions of a paused daemon that began after its
+// last heartbeat (too young for try_orchestrator_lock's sweep) sit idle in
+// transaction with the epoch row share-locked until the server's
+// idle_in_transaction_session_timeout (60 s) ends them, and the DELETE of the
+// attach waits for them. We hold the orchestrator lock, so a daemon's session
+// idle in a transaction for longer than our lock_timeout, holding the locks
+// the daemon's bookkeeping takes on the table, belongs to a replaced daemon;
+// its writes are fenced by the epoch, so ending it loses nothing. A user's
+// session (another application_name, or a plain SELECT) is never touched.
+int end_replaced_bookkeeping(pqxx::connection &conn) {
+    pqxx::nontransaction tx(conn);
+    const auto rows = tx.exec(
+        "SELECT pg_catalog.pg_terminate_backend(a.pid) FROM pg_catalog.pg_stat_activity a "
+        " WHERE a.datname = pg_catalog.current_database() AND a.pid <> pg_catalog.pg_backend_pid() "
+        "   AND a.application_name IN ('pg_durable orchestrator', pg_catalog.current_setting('application_name')) "
+        "   AND a.state LIKE 'idle in transaction%' "
+        "   AND a.state_change < pg_catalog.now() - pg_catalog.current_setting('lock_timeout')::interval "
+        "   AND pg_catalog.pg_has_role(a.usesysid, 'MEMBER') "
+        "   AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l "
+        "                WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted "
+        "                  AND l.database = (SELECT oid FROM pg_catalog.pg_database "
+        "                                     WHERE datname = pg_catalog.current_database()) "
+        "                  AND l.relation = 'df._worker_epoch'::regclass "
+        "                  AND l.mode IN ('RowShareLock', 'RowExclusiveLock'))");
+    int ended = 0;
+    for (const auto &row : rows)
+        if (row[0].as<bool>()) ++ended;
+    return ended;
+}
+
+std::string insert_worker_epoch(pqxx::connection &conn) {
+    pqxx::work tx(conn);
+    tx.exec("DELETE FROM df._worker_epoch");
+    const auto row = tx.exec1(
+        "INSERT INTO df._worker_epoch (epoch_id, started_at, last_seen_at) "
+        "VALUES (pg_catalog.gen_random_uuid(), pg_catalog.now(), pg_catalog.now()) "
+        "RETURNING epoch_id::text");
+    auto epoch = row[0].as<std::string>();
+    tx.commit();
+    return epoch;
+}
+
+}  // namespace
+
 std::optional<std::string> replace_worker_epoch(pqxx::connection &conn) {
     try {
-        pqxx::work tx(conn);
-        tx.exec("DELETE FROM df._worker_epoch");
-        const auto row = tx.exec1(
-            "INSERT INTO df._worker_epoch (epoch_id, started_at, last_seen_at) "
-            "VALUES (pg_catalog.gen_random_uuid(), pg_catalog.now(), pg_catalog.now()) "
-            "RETURNING epoch_id::text");
-        auto epoch = row[0].as<std::string>();
-        tx.commit();
-        return epoch;
+        try {
+            return insert_worker_epoch(conn);
+        } catch (const pqxx::sql_error &e) {
+            // lock_not_available: something holds the epoch row. If it is a
+            // replaced daemon's idle transaction, end it and try once more;
+            // otherwise the error stands and the attach is retried later.
+            if (e.sqlstate() != "55P03" || end_replaced_bookkeeping(conn) == 0) throw;
+            return insert_worker_epoch(conn);
+        }
     } catch (const pqxx::sql_error &e) {
         if (is_missing_object(e)) return std::nullopt;
         throw;

@@ -107,6 +107,73 @@ TEST_CASE("takeover: a resumed daemon's queued secret write and retention sweep 
     CHECK(ec.result(after) == R"({"rows":[{"two":2}],"row_count":1})");
 }
 
+// A paused daemon may be stopped in the middle of a bookkeeping transaction
+// that began after its last heartbeat, with its epoch row share-locked (the
+// epoch fence's FOR KEY SHARE). The standby's sweep spares it (it is younger
+// than the heartbeat's staleness), and the standby's attach (DELETE of the
+// epoch row) then waited for it until the server's
+// idle_in_transaction_session_timeout (60 s): nothing ran for a minute. Here a
+// session of the daemon's application_name plays that transaction: begun
+// seconds after the pause, idle, the daemon's own fence statement. The
+// standby must end it and run new work within seconds. A user's transaction
+// that reads df._worker_epoch (and is older than the staleness) is no
+// daemon's and must survive the takeover.
+TEST_CASE("takeover: a paused daemon's transaction begun after its last heartbeat does not hold up the attach",
+          "[hostile][takeover]") {
+    EngineCluster ec;
+    DaemonProcess standby(ec.cluster(), {"--log-level", "debug"}, "standby");
+    REQUIRE_EVENTUALLY(standby.log_contains("pg_durable: standby, another daemon holds the orchestrator lock"), 30s,
+                       standby.log());
+    const auto warm = ec.start("'SELECT 1 AS one'");
+    REQUIRE(ec.await(warm, 20s) == "completed");
+
+    // A user (df usage includes SELECT on df._worker_epoch) reads the table in
+    // a transaction that stays open across the takeover.
+    pqxx::connection reader(ec.cluster().conninfo("alice"));
+    auto reading = std::make_unique<pqxx::work>(reader);
+    CHECK(reading->exec1("SELECT count(*) FROM df._worker_epoch")[0].as<int>() == 1);
+
+    ec.daemon()->signal(SIGSTOP);
+    const auto paused = std::chrono::steady_clock::now();
+    // Its last heartbeat is a few seconds old: what begins now began after it.
+    REQUIRE_EVENTUALLY(ec.cluster().query_value("SELECT last_seen_at < now() - interval '4 s' FROM df._worker_epoch") ==
+                           std::optional<std::string>("t"),
+                       20s, standby.log());
+    pqxx::connection late(ec.cluster().conninfo() + " application_name='pg_durable orchestrator'");
+    {
+        pqxx::nontransaction setup(late);
+        setup.exec("SET lock_timeout = '2s'; SET statement_timeout = '30s'; "
+                   "SET idle_in_transaction_session_timeout = '60s'");
+        setup.exec("SELECT pg_catalog.set_config('df_daemon.epoch', (SELECT epoch_id::text FROM df._worker_epoch), "
+                   "false)");
+    }
+    const auto late_pid = late.backendpid();
+    auto bookkeeping = std::make_unique<pqxx::work>(late);
+    REQUIRE(bookkeeping
+                ->exec("SELECT 1 FROM df._worker_epoch "
+                       "WHERE epoch_id = pg_catalog.current_setting('df_daemon.epoch')::uuid FOR KEY SHARE")
+                .size() == 1);
+    // Still before the takeover, or this test proves nothing.
+    REQUIRE_FALSE(standby.log_contains("orchestrator lock acquired"));
+
+    REQUIRE_EVENTUALLY(standby.log_contains("orchestrator lock acquired, taking over from the previous daemon"), 30s,
+                       standby.log());
+    const auto next = ec.start("'SELECT 5 AS five'");
+    const auto status = ec.await(next, 30s);
+    INFO(ec.diagnostics(next) << "\n--- standby log ---\n" << standby.log());
+    CHECK(status == "completed");
+    CHECK(std::chrono::steady_clock::now() - paused < 35s);  // the idle timeout would end it at about 64 s
+    CHECK(ec.cluster().query_value("SELECT count(*) FROM pg_stat_activity WHERE pid = " + std::to_string(late_pid)) ==
+          std::optional<std::string>("0"));
+
+    // The user's reader was left alone.
+    CHECK_NOTHROW(reading->exec1("SELECT count(*) FROM df._worker_epoch"));
+    CHECK_NOTHROW(reading->commit());
+    reading.reset();
+    bookkeeping.reset();  // its rollback finds the session gone
+    ec.kill_daemon();
+}
+
 namespace {
 
 // Seconds from a fault of the active daemon (SIGKILL or SIGSTOP) to the first
