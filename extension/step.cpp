@@ -790,9 +790,11 @@ Datum df__run_step(PG_FUNCTION_ARGS) {
 
     // 1. and 2., as table owner.
     check_caller(GetUserId());
+    // Before the first df table (the secret's): a DROP EXTENSION interrupts
+    // us instead of waiting, or we wait for it holding no df lock.
+    pgd_mark_running_step();
     OwnerScope owner = enter_owner();
     check_secret(secret);
-    pgd_mark_running_step();  // a DROP EXTENSION interrupts us instead of waiting
     Oid submitter = InvalidOid;
     char *instance_status = read_instance(cxt, act, &submitter);
     Claim claim = claim_activation(cxt, act, instance_status);

@@ -6,7 +6,20 @@
 // df._run_step holds a shared transaction-level marker lock, and a utility
 // hook interrupts the holders (as pg_cancel_backend does) before the drop
 // takes its locks: their transactions roll back, nothing is recorded, and
-// the drop proceeds. Pure PG zone: no C++ objects live here.
+// the drop proceeds.
+//
+// A step that starts while the drop is under way (the daemon reruns an
+// interrupted step, or starts another) must not slip in between the
+// interruption and the drop's locks: it would take locks on df tables and
+// hold the drop until it ends. So there is a gate, a second advisory key: the
+// drop takes it exclusively (until it commits) before it looks for marked
+// steps, and a step, after setting its marker, passes the gate shared (takes
+// it and lets it go at once). Either the step's marker is set before the drop
+// looks (the step is interrupted, also while it waits at the gate), or the
+// step reaches the gate after the drop took it and waits there, holding no
+// df lock, until the drop commits; then it finds the extension gone. A step
+// passes the gate before it touches any df table, or the drop and the
+// waiting step would deadlock. Pure PG zone: no C++ objects live here.
 extern "C" {
 #include "postgres.h"
 
@@ -30,10 +43,18 @@ namespace {
 // own session interrupted by a drop.
 constexpr uint32 kMarkerKey1 = 0x70676400;
 constexpr uint32 kMarkerKey2 = 1;
+// The gate: the same first key, second key 2.
+constexpr uint32 kGateKey2 = 2;
 
 LOCKTAG marker_tag() {
     LOCKTAG tag;
     SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, kMarkerKey1, kMarkerKey2, 2);
+    return tag;
+}
+
+LOCKTAG gate_tag() {
+    LOCKTAG tag;
+    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, kMarkerKey1, kGateKey2, 2);
     return tag;
 }
 
@@ -55,8 +76,11 @@ bool drops_pg_durable(Node *statement) {
            (drop->removeType == OBJECT_SCHEMA && names(drop->objects, "df"));
 }
 
-// Interrupts every backend of this database inside df._run_step.
+// Closes the gate for the rest of this transaction, then interrupts every
+// backend of this database inside df._run_step.
 void interrupt_running_steps() {
+    LOCKTAG gate = gate_tag();
+    (void)LockAcquire(&gate, ExclusiveLock, false, false);
     LOCKTAG tag = marker_tag();
     VirtualTransactionId *holders = GetLockConflicts(&tag, ExclusiveLock, nullptr);
     int interrupted = 0;
@@ -94,4 +118,8 @@ void pgd_install_uninstall_hook() {
 void pgd_mark_running_step() {
     LOCKTAG tag = marker_tag();
     (void)LockAcquire(&tag, ShareLock, false, false);
+    // Then through the gate: waits while a drop is under way.
+    LOCKTAG gate = gate_tag();
+    (void)LockAcquire(&gate, ShareLock, false, false);
+    LockRelease(&gate, ShareLock, false);
 }

@@ -4,5 +4,5 @@
 // From _PG_init: interrupts running steps when pg_durable or schema df is dropped.
 void pgd_install_uninstall_hook();
 // From df._run_step, before it touches a df table: marks this transaction as
-// a running step until it ends.
+// a running step until it ends, then waits while a drop is under way.
 void pgd_mark_running_step();
