@@ -121,17 +121,23 @@ TEST_CASE("takeover: a resumed daemon's queued secret write and retention sweep 
 TEST_CASE("takeover: a paused daemon's transaction begun after its last heartbeat does not hold up the attach",
           "[hostile][takeover]") {
     EngineCluster ec;
+    // A user (df usage includes SELECT on df._worker_epoch) reads the table in
+    // a transaction that stays open across the takeover, old enough for the
+    // standby's sweep to judge (older than the heartbeat's staleness when the
+    // sweep runs).
+    pqxx::connection reader(ec.cluster().conninfo("alice"));
+    auto reading = std::make_unique<pqxx::work>(reader);
+    CHECK(reading->exec1("SELECT count(*) FROM df._worker_epoch")[0].as<int>() == 1);
+
     DaemonProcess standby(ec.cluster(), {"--log-level", "debug"}, "standby");
     REQUIRE_EVENTUALLY(standby.log_contains("pg_durable: standby, another daemon holds the orchestrator lock"), 30s,
                        standby.log());
     const auto warm = ec.start("'SELECT 1 AS one'");
     REQUIRE(ec.await(warm, 20s) == "completed");
-
-    // A user (df usage includes SELECT on df._worker_epoch) reads the table in
-    // a transaction that stays open across the takeover.
-    pqxx::connection reader(ec.cluster().conninfo("alice"));
-    auto reading = std::make_unique<pqxx::work>(reader);
-    CHECK(reading->exec1("SELECT count(*) FROM df._worker_epoch")[0].as<int>() == 1);
+    REQUIRE_EVENTUALLY(count_of(ec, "SELECT count(*) FROM pg_stat_activity WHERE pid = " +
+                                        std::to_string(reader.backendpid()) +
+                                        " AND xact_start < now() - interval '5 s'") == 1,
+                       20s, "");
 
     ec.daemon()->signal(SIGSTOP);
     const auto paused = std::chrono::steady_clock::now();
