@@ -18,9 +18,10 @@
 //   all three        AFTER TRUNCATE: recount (df._count_instance_rows())
 //
 // A write goes to one of the 16 rows: the backend's own (pid % 16) unless
-// another transaction holds it, then any free one (SKIP LOCKED), so a writer
-// never waits for another's count (df._step_counters does the same). A
-// statement whose changes count nothing writes nothing.
+// another transaction holds it, then any free one, so a writer never waits for
+// another's count (as df._step_counters, with an in-memory lock per row instead
+// of SKIP LOCKED: no lock record, no extra scan). A statement whose changes
+// count nothing writes nothing.
 //
 // Deleting an instance deletes its activations and past executions by the
 // foreign keys' cascades, one DELETE per instance, whose AFTER triggers
@@ -51,6 +52,7 @@ extern "C" {
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -86,8 +88,19 @@ struct Pending {
 
 Pending pending = {InvalidLocalTransactionId, InvalidSubTransactionId, {{0, 0, 0, 0, 0, 0, 0}}};
 
+// The counter row this (sub)transaction holds, once it has written one.
+struct Held {
+    LocalTransactionId lxid;
+    SubTransactionId subxid;
+    int shard;
+};
+
+Held held = {InvalidLocalTransactionId, InvalidSubTransactionId, 0};
+
+constexpr int kShards = 16;
+
 SPIPlanPtr apply_plan = nullptr;
-SPIPlanPtr apply_wait_plan = nullptr;
+SPIPlanPtr apply_missing_plan = nullptr;
 SPIPlanPtr activations_inserted_plan = nullptr;
 SPIPlanPtr activations_deleted_plan = nullptr;
 SPIPlanPtr activation_moved_plan = nullptr;
@@ -136,34 +149,69 @@ SPIPlanPtr plan_for(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types) {
     return plan;
 }
 
-// Adds `d` to a counter row: a free one (SKIP LOCKED), or when all 16 are
-// held by other transactions, the backend's own (waiting for it).
+// The lock a writer holds on counter row `shard` until its (sub)transaction
+// ends: an advisory lock in a key space no SQL function reaches (advisory
+// lock functions use field4 1 and 2), so no user can hold one.
+LOCKTAG shard_tag(int shard) {
+    LOCKTAG tag;
+    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0x70676463 /* 'pgdc' */, static_cast<uint32>(shard), 5);
+    return tag;
+}
+
+// The row a write goes to. The first write of a (sub)transaction takes one:
+// the backend's own (pid % 16) when no other transaction holds it, else any
+// free one, else (all 16 held by others) waits for its own. A row is only
+// ever updated under its lock, so the UPDATE never waits for another
+// writer's row lock. Later writes of that subtransaction use the same row.
+int take_shard() {
+    const LocalTransactionId lxid = pgd_my_local_xid();
+    const SubTransactionId subxid = GetCurrentSubTransactionId();
+    if (held.lxid == lxid && held.subxid == subxid) return held.shard;
+    const int own = MyProcPid % kShards;
+    int shard = -1;
+    for (int i = 0; i < kShards && shard < 0; ++i) {
+        const int candidate = (own + i) % kShards;
+        LOCKTAG tag = shard_tag(candidate);
+        if (LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL) shard = candidate;
+    }
+    if (shard < 0) {
+        LOCKTAG tag = shard_tag(own);
+        (void)LockAcquire(&tag, ExclusiveLock, false, false);
+        shard = own;
+    }
+    held.lxid = lxid;
+    held.subxid = subxid;
+    held.shard = shard;
+    return shard;
+}
+
+// Adds `d` to this (sub)transaction's counter row.
 void apply(const Delta &d) {
     if (is_zero(d)) return;
-    Oid types[C_COUNT] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
-    Datum values[C_COUNT];
+    Oid types[C_COUNT + 1] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT4OID};
+    Datum values[C_COUNT + 1];
     for (int i = 0; i < C_COUNT; ++i) values[i] = Int64GetDatum(d.v[i]);
+    values[C_COUNT] = Int32GetDatum(take_shard());
     SPIPlanPtr plan = plan_for(&apply_plan,
         "UPDATE df._instance_counters c"
         "   SET pending = c.pending + $1, running = c.running + $2, completed = c.completed + $3,"
         "       failed = c.failed + $4, cancelled = c.cancelled + $5, executions = c.executions + $6,"
         "       events = c.events + $7"
-        " WHERE c.shard = (SELECT s.shard FROM df._instance_counters s"
-        "                   ORDER BY s.shard = pg_backend_pid() % 16 DESC, s.shard LIMIT 1 FOR UPDATE SKIP LOCKED)",
-        C_COUNT, types);
+        " WHERE c.shard = $8",
+        C_COUNT + 1, types);
     pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, false, 0), SPI_OK_UPDATE, "count of instances");
     if (SPI_processed == 1) return;
-    SPIPlanPtr wait = plan_for(&apply_wait_plan,
-        "INSERT INTO df._instance_counters AS c (shard, pending, running, completed, failed, cancelled, executions,"
-        "                                        events)"
-        " VALUES (pg_backend_pid() % 16, $1, $2, $3, $4, $5, $6, $7)"
+    SPIPlanPtr missing = plan_for(&apply_missing_plan,  // a row deleted by hand
+        "INSERT INTO df._instance_counters AS c (shard, pending, running, completed, failed, cancelled,"
+        "                                        executions, events)"
+        " VALUES ($8, $1, $2, $3, $4, $5, $6, $7)"
         " ON CONFLICT (shard) DO UPDATE"
         "    SET pending = c.pending + EXCLUDED.pending, running = c.running + EXCLUDED.running,"
         "        completed = c.completed + EXCLUDED.completed, failed = c.failed + EXCLUDED.failed,"
         "        cancelled = c.cancelled + EXCLUDED.cancelled, executions = c.executions + EXCLUDED.executions,"
         "        events = c.events + EXCLUDED.events",
-        C_COUNT, types);
-    pgd::expect_spi(SPI_execute_plan(wait, values, nullptr, false, 0), SPI_OK_INSERT, "count of instances");
+        C_COUNT + 1, types);
+    pgd::expect_spi(SPI_execute_plan(missing, values, nullptr, false, 0), SPI_OK_INSERT, "count of instances");
 }
 
 int64 int8_of(TupleTableSlot *slot, int attnum) {
@@ -417,7 +465,10 @@ Datum df__count_instances(PG_FUNCTION_ARGS) {
         return PointerGetDatum(nullptr);
 
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER) elog(ERROR, "SPI_register_trigger_data failed");
+    // The transition tables of df._activations and df._executions are read
+    // by SQL; df.instances' are read here.
+    if (table != T_INSTANCES && SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+        elog(ERROR, "SPI_register_trigger_data failed");
     Oid saved_user = InvalidOid;
     int saved_context = 0;
     GetUserIdAndSecContext(&saved_user, &saved_context);

@@ -9,11 +9,11 @@
 -- what df.metrics used to count. Kept by the triggers below (one function in C,
 -- extension/instance_counters.cpp, which says how) in the writer's own
 -- statement, so no commit is added; a writer takes its backend's row (pid %
--- 16) or any row no other transaction holds (SKIP LOCKED), never waiting for
--- another writer's count. Internal: granted to no one; the trigger function
--- writes as the table owner.
+-- 16) or any row no other transaction holds, never waiting for another
+-- writer's count. Internal: granted to no one; the trigger function writes as
+-- the table owner.
 CREATE TABLE df._instance_counters (
-    shard      int PRIMARY KEY CHECK (shard >= 0 AND shard < 16),
+    shard      int PRIMARY KEY,  -- 0-15; no CHECK: every count would evaluate it
     pending    bigint NOT NULL DEFAULT 0,
     running    bigint NOT NULL DEFAULT 0,
     completed  bigint NOT NULL DEFAULT 0,
