@@ -296,4 +296,17 @@ TEST_CASE("instance counters: no user writes, recounts or counts into them", "[i
     cluster.exec("SELECT df._count_instance_rows()");
     CHECK(counts(cluster).counted == before);
     CHECK_COUNTED(cluster);
+    // Writers take a counter row by an in-memory lock no SQL function
+    // reaches: a user holding every advisory lock of the counters' key
+    // ('pgdc', 0-15, in both forms) in an open transaction holds up no count.
+    {
+        pqxx::connection conn(cluster.conninfo("alice"));
+        pqxx::work tx(conn);
+        tx.exec("SELECT pg_advisory_xact_lock(1885824099, g), pg_advisory_xact_lock((1885824099::bigint << 32) + g) "
+                "FROM generate_series(0, 15) g");
+        for (int i = 0; i < 20; ++i)  // from more backends than rows, each with a deadline
+            CHECK(ec.query("bob", "SET statement_timeout = '10s'; SELECT df.start('SELECT 1')").has_value());
+        tx.commit();
+    }
+    CHECK_COUNTED(cluster);
 }
