@@ -21,7 +21,8 @@
 #      calls each: p50 / p95 / max
 #
 #   bash bench/step_cost.sh [--chain] [--metrics]
-# Environment: PGD_STEP_SECONDS (10) per pgbench run, PGD_STEP_PERF=1 (a
+# Environment: PGD_STEP_SECONDS (10) per pgbench run, PGD_STEP_COUNTING=off
+# (the instance counters' triggers disabled: their cost is the difference), PGD_STEP_PERF=1 (a
 # flat perf profile of the calling backend), PGD_KEEP_BENCH=1, PGD_BENCH_PORT.
 set -euo pipefail
 BENCH_NAME=step_cost
@@ -61,6 +62,15 @@ SELECT row_number() OVER (ORDER BY i.id)::int AS k, i.id AS instance_id, i.root_
   FROM df.instances i;
 ANALYZE bench_steps;
 SQL
+
+if [ "${PGD_STEP_COUNTING:-on}" = off ]; then
+  say "instance counting triggers disabled"
+  psql_su -At <<'SQL' >/dev/null
+SELECT format('ALTER TABLE %s DISABLE TRIGGER %I', t.tgrelid::regclass, t.tgname)
+  FROM pg_trigger t WHERE t.tgfoid = 'df._count_instances()'::regprocedure
+\gexec
+SQL
+fi
 
 cat >"$DIR/insert.sql" <<'EOF'
 INSERT INTO bench_t VALUES (1);

@@ -79,6 +79,7 @@ void RetentionSweeper::sweep() {
                 *conn_slot = std::make_unique<pqxx::connection>(conninfo);
                 store::prepare_session(**conn_slot);
                 store::bind_session_epoch(**conn_slot, epoch);
+                store::prepare_engine_statements(**conn_slot);
             }
             const auto deadline = std::chrono::steady_clock::now() + kSweepBudget;
             for (;;) {

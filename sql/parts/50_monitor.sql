@@ -263,21 +263,5 @@ BEGIN
 END
 $$;
 
--- Admin overview over all users (SPEC §15.3): one pass over df.instances,
--- plus the event counts of the retained executions.
-CREATE FUNCTION df.metrics()
-    RETURNS TABLE(total_instances bigint, running_instances bigint, completed_instances bigint,
-                  failed_instances bigint, total_executions bigint, total_events bigint)
-    LANGUAGE sql VOLATILE STRICT SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-    SELECT count(*),
-           count(*) FILTER (WHERE i.status = 'running'),
-           count(*) FILTER (WHERE i.status = 'completed'),
-           count(*) FILTER (WHERE i.status = 'failed'),
-           COALESCE(sum(i.execution_count), 0)::bigint,
-           (SELECT COALESCE(sum(e.event_count), 0)::bigint FROM df._executions e)
-             + (SELECT count(*) FROM df._activations a
-                  JOIN df.instances c ON c.id = a.instance_id AND a.execution = c.execution_count)
-      FROM df.instances i
-    $$;
+-- df.metrics, the admin overview over all users (SPEC §15.3), reads the
+-- instance counters: sql/parts/52_instance_counters.sql.

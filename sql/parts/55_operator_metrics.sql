@@ -83,15 +83,11 @@ CREATE FUNCTION df_monitor.operator_metrics()
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
-    WITH by_status AS (
-        SELECT i.status, count(*) AS n FROM df.instances i GROUP BY i.status),
-    inst AS (
-        SELECT COALESCE(sum(b.n) FILTER (WHERE b.status = 'pending'), 0) AS pending,
-               COALESCE(sum(b.n) FILTER (WHERE b.status = 'running'), 0) AS running,
-               COALESCE(sum(b.n) FILTER (WHERE b.status = 'completed'), 0) AS completed,
-               COALESCE(sum(b.n) FILTER (WHERE b.status = 'failed'), 0) AS failed,
-               COALESCE(sum(b.n) FILTER (WHERE b.status = 'cancelled'), 0) AS cancelled
-          FROM by_status b),
+    WITH inst AS (  -- the instance counters (sql/parts/52_instance_counters.sql)
+        SELECT COALESCE(sum(c.pending), 0) AS pending, COALESCE(sum(c.running), 0) AS running,
+               COALESCE(sum(c.completed), 0) AS completed, COALESCE(sum(c.failed), 0) AS failed,
+               COALESCE(sum(c.cancelled), 0) AS cancelled
+          FROM df._instance_counters c),
     oldest AS (
         SELECT min(i.created_at) AS created_at FROM df.instances i WHERE i.status = 'pending'),
     steps AS (

@@ -18,6 +18,9 @@ $revoke$;
 -- the daemon's role): a user could otherwise rewrite what monitoring shows.
 REVOKE EXECUTE ON FUNCTION df._set_node_state(text, text, text, text, json, text, timestamptz, timestamptz, text,
                                               integer, integer) FROM PUBLIC;
+-- The step counters' trigger function runs as the owner (SECURITY DEFINER):
+-- as a trigger of a user's own table it would count into df._step_counters.
+REVOKE EXECUTE ON FUNCTION df._count_step_outcome() FROM PUBLIC;
 
 -- The daemon's own role (pg_durable.worker_role, DESIGN §2.4): when it names
 -- an existing role that is not a superuser, it gets exactly what the daemon's
