@@ -71,11 +71,7 @@ std::optional<Failure> in_transaction(std::unique_ptr<pqxx::connection> &conn, c
                                       bool autocommit = false) {
     try {
         if (!conn) {
-            auto opened = std::make_unique<pqxx::connection>(conninfo);
-            store::prepare_session(*opened);
-            store::bind_session_epoch(*opened, epoch);
-            store::prepare_engine_statements(*opened);
-            conn = std::move(opened);  // only a session opened in full is kept
+            conn = store::open_engine_session(conninfo, epoch);  // only a session opened in full is kept
         }
         if (autocommit) {
             pqxx::nontransaction tx(*conn);

@@ -76,10 +76,7 @@ void RetentionSweeper::sweep() {
         store::RetentionBatch total;
         try {
             if (!*conn_slot) {
-                *conn_slot = std::make_unique<pqxx::connection>(conninfo);
-                store::prepare_session(**conn_slot);
-                store::bind_session_epoch(**conn_slot, epoch);
-                store::prepare_engine_statements(**conn_slot);
+                *conn_slot = store::open_engine_session(conninfo, epoch);
             }
             const auto deadline = std::chrono::steady_clock::now() + kSweepBudget;
             for (;;) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/protocol.hpp"
+#include "daemon/store.hpp"
 
 namespace pgd::daemon::store {
 
@@ -514,6 +515,14 @@ void prepare_engine_statements(pqxx::connection &conn) {
           &kMarkPendingRunning, &kSetExecution, &kCompleteInstance, &kFailInstance, &kDropSignals, &kInstanceState,
           &kMarkRunning, &kInstanceStates})
         conn.prepare(statement->name, statement->sql);
+}
+
+std::unique_ptr<pqxx::connection> open_engine_session(const std::string &conninfo, const std::string &epoch) {
+    auto conn = std::make_unique<pqxx::connection>(conninfo);
+    prepare_session(*conn);
+    bind_session_epoch(*conn, epoch);
+    prepare_engine_statements(*conn);
+    return conn;
 }
 
 }  // namespace pgd::daemon::store

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,6 +44,10 @@ struct LoadedInstance {
 // Declares this module's prepared statements on a bookkeeping session; call
 // once, right after opening it (store::prepare_session), before any call below.
 void prepare_engine_statements(pqxx::connection &conn);
+
+// A bookkeeping session for the calls below: connected, prepared
+// (store::prepare_session), bound to `epoch`, its statements declared.
+std::unique_ptr<pqxx::connection> open_engine_session(const std::string &conninfo, const std::string &epoch);
 
 // The reads below are one statement each and take any transaction: a read
 // sent alone runs without BEGIN and COMMIT (one statement has one snapshot
