@@ -40,6 +40,7 @@ void AsyncConnection::close() {
     idle_readable_ = nullptr;
     cancel_.reset();
     backend_pid_ = 0;
+    prepared_.clear();
     if (pg_ != nullptr) {
         PQfinish(pg_);
         pg_ = nullptr;
@@ -135,21 +136,71 @@ void AsyncConnection::connect_failed(std::string error) {
     boost::asio::post(io_, [done = std::move(done), error = std::move(error)] { done(error); });
 }
 
-void AsyncConnection::exec(const Statement &statement, Done done) {
+// Takes `done` as the pending completion; false (and `done` posted with
+// the reason) when the session is not open.
+bool AsyncConnection::begin(Done done) {
     stop_watching();
     done_ = std::move(done);
     result_ = QueryResult{};
     first_result_ = true;
-    if (!is_open()) {
-        result_.message = pg_ != nullptr ? PQerrorMessage(pg_) : "connection is closed";
+    if (is_open()) return true;
+    result_.message = pg_ != nullptr ? PQerrorMessage(pg_) : "connection is closed";
+    post_done(std::move(result_));
+    return false;
+}
+
+void AsyncConnection::exec(const Statement &statement, Done done) {
+    if (!statement.prepared_name.empty()) {
+        exec_prepared(statement, std::move(done));
+        return;
+    }
+    if (begin(std::move(done))) send_query(nullptr, statement);
+}
+
+void AsyncConnection::exec_prepared(const Statement &statement, Done done) {
+    const std::string &name = statement.prepared_name;
+    if (prepared_.count(name) != 0) {
+        // PREPARE and DEALLOCATE are refused in a step (a restricted
+        // operation), so nothing but this class removes it; should it be
+        // gone all the same, forget it and prepare it again next time.
+        auto forget_if_gone = [weak = weak_from_this(), name, done = std::move(done)](QueryResult result) {
+            if (result.sqlstate == "26000")  // invalid_sql_statement_name
+                if (auto self = weak.lock()) self->prepared_.erase(name);
+            done(std::move(result));
+        };
+        if (begin(std::move(forget_if_gone))) send_query(&name, statement);
+        return;
+    }
+    // First use in this session: prepare it, then run it from the completion.
+    auto then_run = [weak = weak_from_this(), name, statement, done = std::move(done)](QueryResult prepared) mutable {
+        auto self = weak.lock();
+        if (!self || prepared.status != QueryResult::Status::ok) {
+            done(std::move(prepared));
+            return;
+        }
+        self->prepared_.insert(name);
+        self->exec_prepared(statement, std::move(done));
+    };
+    if (!begin(std::move(then_run))) return;
+    if (!PQsendPrepare(pg_, name.c_str(), statement.sql.c_str(), static_cast<int>(statement.params.size()),
+                       nullptr)) {
+        result_.message = PQerrorMessage(pg_);
         post_done(std::move(result_));
         return;
     }
+    flush();
+}
+
+void AsyncConnection::send_query(const std::string *prepared_name, const Statement &statement) {
     std::vector<const char *> values;
     values.reserve(statement.params.size());
     for (const auto &p : statement.params) values.push_back(p ? p->c_str() : nullptr);
-    if (!PQsendQueryParams(pg_, statement.sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                           nullptr, nullptr, 0)) {
+    const int count = static_cast<int>(values.size());
+    const int sent = prepared_name != nullptr
+                         ? PQsendQueryPrepared(pg_, prepared_name->c_str(), count, values.data(), nullptr, nullptr, 0)
+                         : PQsendQueryParams(pg_, statement.sql.c_str(), count, nullptr, values.data(), nullptr,
+                                             nullptr, 0);
+    if (!sent) {
         result_.message = PQerrorMessage(pg_);
         post_done(std::move(result_));
         return;

@@ -23,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -34,10 +35,14 @@ struct pg_cancel;
 
 namespace pgd::daemon {
 
-// One statement with text parameters (nullopt = SQL NULL).
+// One statement with text parameters (nullopt = SQL NULL). With a name, a
+// connection runs it as that prepared statement of its session, prepared on
+// first use (AsyncConnection::exec): a name must always come with the same
+// text.
 struct Statement {
     std::string sql;
     std::vector<std::optional<std::string>> params;
+    std::string prepared_name = {};  // empty: the unnamed statement, parsed afresh
 };
 
 struct QueryResult {
@@ -86,9 +91,12 @@ public:
     // Connects within `timeout` (the whole attempt, every host included).
     // `done` runs on the io thread, never inside this call.
     void connect(const std::string &conninfo, std::chrono::milliseconds timeout, Connected done);
-    // Runs one statement (the unnamed statement, parsed afresh, in the
-    // session's current transaction state). Only while open and idle. `done`
-    // runs on the io thread, never inside this call.
+    // Runs one statement in the session's current transaction state. Only
+    // while open and idle. `done` runs on the io thread, never inside this
+    // call. A named statement is prepared on its first use in the session
+    // (one more round trip, once): the server then parses and plans it once
+    // per session instead of on every call. Prepared statements end with the
+    // session (close, a new connect).
     void exec(const Statement &statement, Done done);
     // While idle: `readable` runs once when the server sends something
     // unasked (in practice: it ends the session). Cancelled by exec/close.
@@ -108,6 +116,9 @@ private:
     enum class Wait { read, write };
     void wait(Wait what, void (AsyncConnection::*next)());
     void release_socket();
+    bool begin(Done done);
+    void exec_prepared(const Statement &statement, Done done);
+    void send_query(const std::string *prepared_name, const Statement &statement);
     void poll_connect();
     void connect_failed(std::string error);
     void flush();
@@ -129,6 +140,7 @@ private:
     QueryResult result_;
     bool first_result_ = true;
     std::function<void()> idle_readable_;
+    std::unordered_set<std::string> prepared_;  // names prepared in this session
 };
 
 }  // namespace pgd::daemon

@@ -2,17 +2,23 @@
 
 namespace pgd::daemon::store {
 
-// Each is the unnamed statement, parsed afresh each time: no name a step
-// could DEALLOCATE or PREPARE in its place (the step cannot PREPARE anyway:
-// it runs in a restricted operation). No transaction block around them:
-// df._run_step's statement is its own transaction, so the step and its
-// record commit together, once.
+// No transaction block around these: df._run_step's statement is its own
+// transaction, so the step and its record commit together, once.
+//
+// df._run_step's call is a prepared statement of the step connection's
+// session (parsed and planned once per session, not once per step: issue
+// 12). A step cannot DEALLOCATE it or PREPARE another under its name: it
+// runs in a restricted operation, where PostgreSQL refuses both (test
+// "a step cannot touch the daemon's prepared statement" [hostile]).
 Statement run_step(const std::string &secret, const std::string &instance_id, const std::string &stamp,
                    const std::string &node_id, std::int64_t execution, const std::string &query, int attempt,
                    const std::optional<std::string> &finish) {
     return {"SELECT df._run_step($1, $2, $3, $4, $5::bigint, $6, $7::int, $8::jsonb)",
-            {secret, instance_id, stamp, node_id, std::to_string(execution), query, std::to_string(attempt), finish}};
+            {secret, instance_id, stamp, node_id, std::to_string(execution), query, std::to_string(attempt), finish},
+            "pgd_run_step"};
 }
+
+// The unnamed statement, parsed afresh each time.
 
 Statement extension_installed(const std::string &extension) {
     return {"SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = $1)", {extension}};

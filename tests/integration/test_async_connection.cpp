@@ -107,6 +107,47 @@ TEST_CASE("async connection: statements, parameters, NULLs, errors and a stateme
     CHECK(bad.sqlstate == "22021");
 }
 
+TEST_CASE("async connection: a named statement is prepared once per session and survives errors", "[async]") {
+    TestCluster cluster;
+    boost::asio::io_context io;
+    Session s{io};
+    REQUIRE(s.connect(cluster.conninfo() + " application_name=async-test") == "");
+    const auto prepared = [&] {
+        return s.exec({"SELECT coalesce(string_agg(name || ':' || statement, ',' ORDER BY name), '') "
+                       "FROM pg_prepared_statements", {}})
+            .value.value_or("?");
+    };
+    const Statement plus{"SELECT $1::int + 1", {std::string("41")}, "pgd_plus"};
+    CHECK(prepared() == "");
+    CHECK(s.exec(plus).value == std::optional<std::string>("42"));
+    CHECK(prepared() == "pgd_plus:SELECT $1::int + 1");
+    // Run again with other values: the same statement, not prepared twice
+    // (a second PREPARE of the name would fail with 42P05).
+    auto again = s.exec({plus.sql, {std::string("1")}, plus.prepared_name});
+    CHECK(again.status == QueryResult::Status::ok);
+    CHECK(again.value == std::optional<std::string>("2"));
+    // An error while it runs leaves it prepared; one while preparing
+    // reports the server's error and prepares nothing.
+    auto divide = s.exec({"SELECT 1 / $1::int", {std::string("0")}, "pgd_divide"});
+    CHECK(divide.status == QueryResult::Status::sql_error);
+    CHECK(divide.sqlstate == "22012");
+    auto bad = s.exec({"SELEC 1", {}, "pgd_bad"});
+    CHECK(bad.status == QueryResult::Status::sql_error);
+    CHECK(bad.sqlstate == "42601");
+    CHECK(prepared() == "pgd_divide:SELECT 1 / $1::int,pgd_plus:SELECT $1::int + 1");
+    CHECK(s.exec({"SELECT 1 / $1::int", {std::string("4")}, "pgd_divide"}).value == std::optional<std::string>("0"));
+    // Gone from the session behind the connection's back: that call fails
+    // (nothing ran), the next one prepares it again.
+    CHECK(s.exec({"DEALLOCATE pgd_plus", {}}).status == QueryResult::Status::ok);
+    CHECK(s.exec(plus).sqlstate == "26000");
+    CHECK(s.exec(plus).value == std::optional<std::string>("42"));
+    // A new session starts with none.
+    REQUIRE(s.connect(cluster.conninfo() + " application_name=async-test") == "");
+    CHECK(prepared() == "");
+    CHECK(s.exec(plus).value == std::optional<std::string>("42"));
+    CHECK(prepared() == "pgd_plus:SELECT $1::int + 1");
+}
+
 TEST_CASE("async connection: a session the server ends mid-statement reports broken, the idle watch fires",
           "[async]") {
     TestCluster cluster;

@@ -77,7 +77,7 @@ TEST_CASE("identity: nothing a step does to its session reaches later steps of a
     // Each trick in a step of alice's, then a probe of alice's and one of bob's.
     const std::string probe =
         "'SELECT current_user AS who, current_setting(''search_path'') AS path, "
-        "(SELECT count(*) FROM pg_prepared_statements) AS prepared, "
+        "(SELECT string_agg(name, '','' ORDER BY name) FROM pg_prepared_statements) AS prepared, "
         "(SELECT count(*) FROM pg_listening_channels()) AS listening, "
         "(SELECT count(*) FROM pg_cursors) AS cursors, "
         "(SELECT count(*) FROM pg_locks WHERE locktype = ''advisory'' AND pid = pg_backend_pid()) AS advisory, "
@@ -87,8 +87,13 @@ TEST_CASE("identity: nothing a step does to its session reaches later steps of a
         const char *error;  // nullptr: the step completes
     };
     const Trick tricks[] = {
+        // The daemon's call of df._run_step is a prepared statement of the
+        // connection (store_steps.cpp): a step can neither drop it nor put
+        // its own in its place (which would see the secret, as the daemon).
         {"'DEALLOCATE ALL'", "SQL execution failed: cannot execute DEALLOCATE within security-restricted operation"},
-        {"'PREPARE run_step(text, text, text, text, bigint, text, int, jsonb) AS SELECT $1'",
+        {"'DEALLOCATE pgd_run_step'",
+         "SQL execution failed: cannot execute DEALLOCATE within security-restricted operation"},
+        {"'PREPARE pgd_run_step(text, text, text, text, bigint, text, int, jsonb) AS SELECT $1'",
          "SQL execution failed: cannot execute PREPARE within security-restricted operation"},
         {"'LISTEN x'", "SQL execution failed: cannot execute LISTEN within security-restricted operation"},
         {"'SET search_path = nowhere; SELECT 1'", nullptr},
@@ -121,7 +126,7 @@ TEST_CASE("identity: nothing a step does to its session reaches later steps of a
             REQUIRE(ec.await(probe_id) == "completed");
             CHECK(first_value(ec, probe_id, "who") == role);
             CHECK(first_value(ec, probe_id, "path") == "\"$user\", public");
-            CHECK(first_value(ec, probe_id, "prepared") == "0");
+            CHECK(first_value(ec, probe_id, "prepared") == "pgd_run_step");
             CHECK(first_value(ec, probe_id, "listening") == "0");
             CHECK(first_value(ec, probe_id, "cursors") == cursors);
             CHECK(first_value(ec, probe_id, "advisory") == advisory);
