@@ -89,11 +89,14 @@ const Statement kHoldsEpoch{"pgd_holds_epoch",
                             "SELECT 1 FROM df._worker_epoch "
                             "WHERE epoch_id = pg_catalog.current_setting('df_daemon.epoch')::uuid FOR KEY SHARE"};
 
-const Statement kMarkPendingRunning{
-    "pgd_mark_pending_running",
-    "UPDATE df.instances SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'pending'"};
-const Statement kSetExecution{"pgd_set_execution",
-                              "UPDATE df.instances SET execution_count = $2, updated_at = now() WHERE id = $1"};
+// Every bookkeeping call marks a pending instance running; a root loop's
+// next iteration also sets the execution number (NULL: unchanged). One
+// statement, one round trip, for both.
+const Statement kMarkRunning{
+    "pgd_mark_running_at",
+    "UPDATE df.instances SET status = 'running', execution_count = COALESCE($2::bigint, execution_count), "
+    "updated_at = now() "
+    "WHERE id = $1 AND (status = 'pending' OR execution_count IS DISTINCT FROM COALESCE($2::bigint, execution_count))"};
 const Statement kCompleteInstance{
     "pgd_complete_instance",
     "UPDATE df.instances SET status = 'completed', completed_at = now(), updated_at = now() WHERE id = $1"};
@@ -102,7 +105,7 @@ const Statement kFailInstance{
     "UPDATE df.instances SET status = 'failed', error = $2, error_node = $3, updated_at = now() WHERE id = $1"};
 const Statement kDropSignals{"pgd_drop_signals", "DELETE FROM df._signals WHERE instance_id = $1"};
 const Statement kInstanceState{"pgd_instance_state", "SELECT status, error FROM df.instances WHERE id = $1"};
-const Statement kMarkRunning{"pgd_mark_running",
+const Statement kMarkStartedRunning{"pgd_mark_running",
                              "UPDATE df.instances i SET status = 'running', updated_at = now() "
                              "FROM (SELECT id FROM df.instances WHERE id = ANY ($1::text[]) AND status = 'pending' "
                              "      FOR NO KEY UPDATE SKIP LOCKED) p WHERE i.id = p.id"};
@@ -164,38 +167,39 @@ std::int64_t stamp_execution(const std::string &stamp, const std::string &instan
 // A root loop went on from `execution` (SPEC §15.4): the execution is kept as
 // 'continued' with the body result it ended with and its recorded events.
 // Runs in apply_effects' transaction, after the batch's activations.
+const Statement kRecordContinued{"pgd_record_continued",
+    "INSERT INTO df._executions (instance_id, execution, status, started_at, ended_at, output, event_count) "
+    "SELECT i.id, $2::bigint, 'continued', "
+    "       COALESCE((SELECT e.ended_at FROM df._executions e "
+    "                  WHERE e.instance_id = i.id AND e.execution = $2::bigint - 1), "
+    "                (SELECT a.started_at FROM df._activations a "
+    "                  WHERE a.instance_id = i.id AND a.stamp = $4 "
+    "                    AND a.node_id = i.root_node), "
+    "                i.created_at), "
+    "       now(), $3::text, "
+    "       (SELECT count(*) FROM df._activations a WHERE a.instance_id = i.id AND a.execution = $2::bigint) "
+    "  FROM df.instances i WHERE i.id = $1 "
+    "ON CONFLICT (instance_id, execution) DO NOTHING"};
+
 void record_continued_execution(pqxx::work &tx, const std::string &instance_id, std::int64_t execution,
                                 const std::optional<std::string> &output) {
-    tx.exec_params(
-        "INSERT INTO df._executions (instance_id, execution, status, started_at, ended_at, output, event_count) "
-        "SELECT i.id, $2::bigint, 'continued', "
-        "       COALESCE((SELECT e.ended_at FROM df._executions e "
-        "                  WHERE e.instance_id = i.id AND e.execution = $2::bigint - 1), "
-        "                (SELECT a.started_at FROM df._activations a "
-        "                  WHERE a.instance_id = i.id AND a.stamp = $4 "
-        "                    AND a.node_id = i.root_node), "
-        "                i.created_at), "
-        "       now(), $3::text, "
-        "       (SELECT count(*) FROM df._activations a WHERE a.instance_id = i.id AND a.execution = $2::bigint) "
-        "  FROM df.instances i WHERE i.id = $1 "
-        "ON CONFLICT (instance_id, execution) DO NOTHING",
-        instance_id, execution, opt(output), durable::protocol::root_stamp(instance_id, execution));
+    run(tx, kRecordContinued, instance_id, execution, opt(output),
+        durable::protocol::root_stamp(instance_id, execution));
 }
 
 // One loop iteration that fell out of history_executions (the interpreter's
 // HistoryTrim): a small, bounded delete in the commit that starts the next
 // iteration, so loop history stays bounded at any loop speed.
+const Statement kTrimExecution{"pgd_trim_execution",
+    "WITH a AS (DELETE FROM df._activations WHERE instance_id = $1 AND execution = $2::bigint) "
+    "DELETE FROM df._executions WHERE instance_id = $1 AND execution = $2::bigint"};
+const Statement kTrimScope{"pgd_trim_scope",
+    "DELETE FROM df._activations WHERE instance_id = $1 AND (stamp = $2 OR left(stamp, length($3)) = $3)"};
+
 void trim_history(pqxx::work &tx, const std::string &instance_id, const durable::engine::HistoryTrim &trim) {
-    if (trim.execution) {
-        tx.exec_params("DELETE FROM df._activations WHERE instance_id = $1 AND execution = $2", instance_id,
-                       *trim.execution);
-        tx.exec_params("DELETE FROM df._executions WHERE instance_id = $1 AND execution = $2", instance_id,
-                       *trim.execution);
-    }
+    if (trim.execution) run(tx, kTrimExecution, instance_id, *trim.execution);
     if (trim.scope)
-        tx.exec_params("DELETE FROM df._activations WHERE instance_id = $1 "
-                       "AND (stamp = $2 OR left(stamp, length($3)) = $3)",
-                       instance_id, *trim.scope, durable::protocol::descendant_prefix(*trim.scope));
+        run(tx, kTrimScope, instance_id, *trim.scope, durable::protocol::descendant_prefix(*trim.scope));
 }
 
 }  // namespace
@@ -311,13 +315,14 @@ void write_daemon_secret(pqxx::work &tx, const std::string &secret, const std::s
 bool apply_effects(pqxx::work &tx, const std::string &instance_id, std::int64_t execution,
                    const durable::engine::Effects &effects) {
     if (!lock_live_instance(tx, instance_id)) return false;  // nothing written
-    run(tx, kMarkPendingRunning, instance_id);
     std::int64_t current_execution = execution;
+    std::optional<std::string> new_execution;
     if (effects.instance && effects.instance->execution) {
         // A root loop went on: the new execution's rows carry its number.
         current_execution = *effects.instance->execution;
-        run(tx, kSetExecution, instance_id, current_execution);
+        new_execution = std::to_string(current_execution);
     }
+    run(tx, kMarkRunning, instance_id, opt(new_execution));
     for (const auto &w : effects.activations)
         upsert_activation(tx, instance_id, stamp_execution(w.stamp, instance_id, execution), w);
     if (effects.instance && effects.instance->execution)
@@ -391,7 +396,7 @@ std::optional<InstanceState> instance_state(pqxx::transaction_base &tx, const st
 void mark_running(pqxx::work &tx, const std::vector<std::string> &ids) {
     const std::string array = id_array(ids);
     if (!holds_epoch(tx)) return;
-    run(tx, kMarkRunning, array);
+    run(tx, kMarkStartedRunning, array);
 }
 
 std::vector<NamedInstanceState> instance_states(pqxx::transaction_base &tx, const std::vector<std::string> &ids,
@@ -512,8 +517,8 @@ RetentionBatch retention_batch(pqxx::connection &conn, const RetentionLimits &li
 void prepare_engine_statements(pqxx::connection &conn) {
     for (const Statement *statement :
          {&kUpsertActivation, &kMirrorLeaf, &kMirrorNode, &kLockLiveInstance, &kHoldsEpoch, &kLoadInstance,
-          &kMarkPendingRunning, &kSetExecution, &kCompleteInstance, &kFailInstance, &kDropSignals, &kInstanceState,
-          &kMarkRunning, &kInstanceStates})
+          &kMarkRunning, &kRecordContinued, &kTrimExecution, &kTrimScope, &kCompleteInstance, &kFailInstance,
+          &kDropSignals, &kInstanceState, &kMarkStartedRunning, &kInstanceStates})
         conn.prepare(statement->name, statement->sql);
 }
 
