@@ -48,7 +48,7 @@ std::string ts(const char *param) {
     return buf;
 }
 
-const Statement kUpsertActivation{"pgd_upsert_activation",
+const std::string kUpsertActivationSql =
     "INSERT INTO df._activations AS a (instance_id, stamp, node_id, execution, status, result, error, "
     "started_at, completed_at, wake_at, updated_at) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, " + ts("$8::bigint") + ", " + ts("$9::bigint") + ", " +
@@ -62,7 +62,7 @@ const Statement kUpsertActivation{"pgd_upsert_activation",
     "wake_at = CASE WHEN EXCLUDED.started_at IS NOT NULL THEN EXCLUDED.wake_at "
     "               ELSE COALESCE(EXCLUDED.wake_at, a.wake_at) END, updated_at = now() "
     // A completed activation never changes (a late timeout after a signal, say).
-    "WHERE a.status <> 'completed'"};
+    "WHERE a.status <> 'completed'";
 
 // Leaf activations show on their df.nodes row too (LOOP checkpoints and RACE
 // decisions are bookkeeping, not node states); a leaf that begins running
@@ -76,6 +76,16 @@ const Statement kMirrorLeaf{"pgd_mirror_leaf",
 
 // A compound node's status mirror.
 // A RETRY's carries its attempt number (NULL keeps the row's attempts).
+// An activation's write and its leaf mirror in one statement (one round
+// trip). The mirror reads only df.nodes, so the data-modifying CTE's
+// snapshot is all it needs; it is written whatever the upsert's WHERE kept.
+const Statement kRecordActivation{"pgd_record_activation",
+    "WITH a AS (" + kUpsertActivationSql + ") "
+    "SELECT df._set_node_state(n.instance_id, n.id, $2, $5, $6::text::json, $7::text, "
+    "COALESCE(" + ts("$8::bigint") + ", CASE WHEN $5 = 'running' THEN now() END), NULL, NULL, NULL, 1) "
+    "FROM df.nodes n "
+    "WHERE n.instance_id = $1 AND n.id = $3 AND n.node_type IN ('SQL', 'HTTP', 'SLEEP', 'WAIT_SCHEDULE', 'SIGNAL')"};
+
 const Statement kMirrorNode{"pgd_mirror_node",
                              "SELECT df._set_node_state($1, $2, $3, $4, $5::json, $6, NULL, NULL, NULL, $7::int)"};
 
@@ -97,13 +107,15 @@ const Statement kMarkRunning{
     "UPDATE df.instances SET status = 'running', execution_count = COALESCE($2::bigint, execution_count), "
     "updated_at = now() "
     "WHERE id = $1 AND (status = 'pending' OR execution_count IS DISTINCT FROM COALESCE($2::bigint, execution_count))"};
-const Statement kCompleteInstance{
+// An instance's end with its unconsumed signals dropped, one round trip.
+const Statement kCompleteInstanceDropSignals{
     "pgd_complete_instance",
+    "WITH s AS (DELETE FROM df._signals WHERE instance_id = $1) "
     "UPDATE df.instances SET status = 'completed', completed_at = now(), updated_at = now() WHERE id = $1"};
-const Statement kFailInstance{
+const Statement kFailInstanceDropSignals{
     "pgd_fail_instance",
+    "WITH s AS (DELETE FROM df._signals WHERE instance_id = $1) "
     "UPDATE df.instances SET status = 'failed', error = $2, error_node = $3, updated_at = now() WHERE id = $1"};
-const Statement kDropSignals{"pgd_drop_signals", "DELETE FROM df._signals WHERE instance_id = $1"};
 const Statement kInstanceState{"pgd_instance_state", "SELECT status, error FROM df.instances WHERE id = $1"};
 const Statement kMarkStartedRunning{"pgd_mark_running",
                              "UPDATE df.instances i SET status = 'running', updated_at = now() "
@@ -118,10 +130,8 @@ void upsert_activation(pqxx::work &tx, const std::string &instance_id, std::int6
     const auto started = micros(w.started_at);
     const auto completed = micros(w.completed_at);
     const auto wake = micros(w.wake_at);
-    run(tx, kUpsertActivation, instance_id, w.stamp, w.node_id, execution, w.status, opt(w.result),
-                   opt(w.error), opt(started), opt(completed), opt(wake));
-    run(tx, kMirrorLeaf, instance_id, w.node_id, w.stamp, w.status, opt(w.result), opt(w.error),
-                   opt(started));
+    run(tx, kRecordActivation, instance_id, w.stamp, w.node_id, execution, w.status, opt(w.result),
+        opt(w.error), opt(started), opt(completed), opt(wake));
 }
 
 // Locks the instance row (the one lock order: instance first) and tells
@@ -336,13 +346,10 @@ bool apply_effects(pqxx::work &tx, const std::string &instance_id, std::int64_t 
     }
     if (effects.instance) {
         const auto &iw = *effects.instance;
-        if (iw.status == "completed") {
-            run(tx, kCompleteInstance, instance_id);
-        } else if (iw.status == "failed") {
-            run(tx, kFailInstance, instance_id, opt(iw.error), opt(iw.error_node));
-        }
-        if (iw.status == "completed" || iw.status == "failed")
-            run(tx, kDropSignals, instance_id);
+        if (iw.status == "completed")
+            run(tx, kCompleteInstanceDropSignals, instance_id);
+        else if (iw.status == "failed")
+            run(tx, kFailInstanceDropSignals, instance_id, opt(iw.error), opt(iw.error_node));
     }
     return true;
 }
@@ -350,8 +357,7 @@ bool apply_effects(pqxx::work &tx, const std::string &instance_id, std::int64_t 
 void fail_instance(pqxx::work &tx, const std::string &instance_id, const std::string &error,
                    const std::optional<std::string> &error_node) {
     if (!lock_live_instance(tx, instance_id)) return;
-    run(tx, kFailInstance, instance_id, error, opt(error_node));
-    run(tx, kDropSignals, instance_id);
+    run(tx, kFailInstanceDropSignals, instance_id, error, opt(error_node));
 }
 
 void record_activation(pqxx::work &tx, const std::string &instance_id, std::int64_t execution,
@@ -516,9 +522,9 @@ RetentionBatch retention_batch(pqxx::connection &conn, const RetentionLimits &li
 
 void prepare_engine_statements(pqxx::connection &conn) {
     for (const Statement *statement :
-         {&kUpsertActivation, &kMirrorLeaf, &kMirrorNode, &kLockLiveInstance, &kHoldsEpoch, &kLoadInstance,
-          &kMarkRunning, &kRecordContinued, &kTrimExecution, &kTrimScope, &kCompleteInstance, &kFailInstance,
-          &kDropSignals, &kInstanceState, &kMarkStartedRunning, &kInstanceStates})
+         {&kRecordActivation, &kMirrorLeaf, &kMirrorNode, &kLockLiveInstance, &kHoldsEpoch, &kLoadInstance,
+          &kMarkRunning, &kRecordContinued, &kTrimExecution, &kTrimScope, &kCompleteInstanceDropSignals,
+          &kFailInstanceDropSignals, &kInstanceState, &kMarkStartedRunning, &kInstanceStates})
         conn.prepare(statement->name, statement->sql);
 }
 
