@@ -145,11 +145,17 @@ void upsert_activation(pqxx::work &tx, const std::string &instance_id, std::int6
 // The join with the session's worker epoch fences every write of a daemon
 // that lost its attachment (store::bind_session_epoch): no epoch row, no
 // row here, nothing written.
-bool lock_live_instance(pqxx::work &tx, const std::string &instance_id) {
+// The locked row's status (it cannot change before this transaction ends),
+// or nullopt when the instance is gone or no longer live.
+std::optional<std::string> lock_live_status(pqxx::work &tx, const std::string &instance_id) {
     const auto rows = run(tx, kLockLiveInstance, instance_id);
-    if (rows.empty()) return false;
-    const auto status = rows[0][0].as<std::string>();
-    return status == "pending" || status == "running";
+    if (rows.empty()) return std::nullopt;
+    auto status = rows[0][0].as<std::string>();
+    if (status != "pending" && status != "running") return std::nullopt;
+    return status;
+}
+bool lock_live_instance(pqxx::work &tx, const std::string &instance_id) {
+    return lock_live_status(tx, instance_id).has_value();
 }
 
 // Whether this session's worker epoch (store::bind_session_epoch) is still
@@ -324,7 +330,8 @@ void write_daemon_secret(pqxx::work &tx, const std::string &secret, const std::s
 
 bool apply_effects(pqxx::work &tx, const std::string &instance_id, std::int64_t execution,
                    const durable::engine::Effects &effects) {
-    if (!lock_live_instance(tx, instance_id)) return false;  // nothing written
+    const auto status = lock_live_status(tx, instance_id);
+    if (!status) return false;  // nothing written
     std::int64_t current_execution = execution;
     std::optional<std::string> new_execution;
     if (effects.instance && effects.instance->execution) {
@@ -332,7 +339,7 @@ bool apply_effects(pqxx::work &tx, const std::string &instance_id, std::int64_t 
         current_execution = *effects.instance->execution;
         new_execution = std::to_string(current_execution);
     }
-    run(tx, kMarkRunning, instance_id, opt(new_execution));
+    if (*status == "pending" || new_execution) run(tx, kMarkRunning, instance_id, opt(new_execution));
     for (const auto &w : effects.activations)
         upsert_activation(tx, instance_id, stamp_execution(w.stamp, instance_id, execution), w);
     if (effects.instance && effects.instance->execution)
