@@ -445,9 +445,9 @@ NOT_DONE="$(val "SELECT count(*) FROM df.instances WHERE status <> 'completed'")
 #   commit -> "wake-up received" (NOTIFY delivered and drained)
 #   wake-up -> "instance started" (instance loaded on the state connection)
 #   started -> the step's clock_timestamp() (executor hop, df._run_step preamble)
-DIAG_N="${PGD_BENCH_DIAG_N:-30}"
+DIAG_N="${PGD_BENCH_DIAG_N:-200}"
 say "dispatch breakdown: $DIAG_N samples with daemon debug logging"
-B_WAKE=n/a B_LOAD=n/a B_EXEC=n/a B_TOTAL=n/a
+B_WAKE=n/a B_LOAD=n/a B_EXEC=n/a B_TOTAL=n/a B_TAIL=n/a
 diag_phase() {
   kill -TERM "$DAEMON_PID" 2>/dev/null
   wait "$DAEMON_PID" 2>/dev/null || true
@@ -477,8 +477,13 @@ SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY wake)::numeric, 1),
        round(percentile_cont(0.5) WITHIN GROUP (ORDER BY lat)::numeric, 1),
        count(*)
 FROM x;
+-- The tail: the slowest samples hop by hop (what dispatch p99 is made of).
+SELECT string_agg(format('%s ms = %s + %s + %s', round(lat::numeric, 1), round(wake::numeric, 1),
+                         round((load - wake)::numeric, 1), round((lat - load)::numeric, 1)), '; ' ORDER BY lat DESC)
+FROM (SELECT * FROM x ORDER BY lat DESC LIMIT 4) slowest;
 EOF
-  read -r B_WAKE B_LOAD B_EXEC B_TOTAL B_N <"$DIR/diag-breakdown.txt"
+  read -r B_WAKE B_LOAD B_EXEC B_TOTAL B_N <<<"$(sed -n 1p "$DIR/diag-breakdown.txt")"
+  B_TAIL="$(sed -n 2p "$DIR/diag-breakdown.txt")"
   # The per-step timeline of one chain (the daemon's "step timeline" debug
   # lines): where each step's time goes between the interpreter asking for it
   # and the next decision made on its result.
@@ -553,6 +558,7 @@ engine:
                            $TPO_CPU
 dispatch breakdown (medians of $DIAG_N samples, daemon at debug log level; log stamps have 1 ms resolution):
   commit -> daemon wake-up $B_WAKE ms, wake-up -> instance loaded $B_LOAD ms, loaded -> step running $B_EXEC ms (total $B_TOTAL ms)
+  slowest: $B_TAIL  (total = commit->wake-up + wake-up->loaded + loaded->step)
 step timeline (one chain of $CHAIN_STEPS steps at debug log level, medians of $T_N steps, microseconds):
   step to step $T_STEP us = queued for a connection $T_QUEUED + statement (sent -> result read) $T_STATEMENT
   + result to orchestrator $T_TO_ORCH + next decision (interpreter, next step sent) $T_DECIDE + the rest
