@@ -466,11 +466,11 @@ CREATE TEMP TABLE s (id text, t0 numeric, lat float8);
 CREATE TEMP TABLE l (d text, t text, kind text, id text);
 \copy s FROM '$DIR/diag.txt' WITH (FORMAT text, DELIMITER ' ')
 \copy l FROM '$DIR/diag-log.txt' WITH (FORMAT text, DELIMITER ' ')
-WITH x AS (
+CREATE TEMP TABLE x AS
   SELECT s.id, s.lat,
          extract(epoch FROM (w.d || ' ' || w.t || '+00')::timestamptz) * 1000 - s.t0 AS wake,
          extract(epoch FROM (o.d || ' ' || o.t || '+00')::timestamptz) * 1000 - s.t0 AS load
-  FROM s JOIN l w ON w.id = s.id AND w.kind = 'wake' JOIN l o ON o.id = s.id AND o.kind = 'load')
+  FROM s JOIN l w ON w.id = s.id AND w.kind = 'wake' JOIN l o ON o.id = s.id AND o.kind = 'load';
 SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY wake)::numeric, 1),
        round(percentile_cont(0.5) WITHIN GROUP (ORDER BY load - wake)::numeric, 1),
        round(percentile_cont(0.5) WITHIN GROUP (ORDER BY lat - load)::numeric, 1),
