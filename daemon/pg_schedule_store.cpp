@@ -36,11 +36,7 @@ void PgScheduleStore::detach() {
 }
 
 pqxx::connection &PgScheduleStore::session(const std::shared_ptr<Session> &s) const {
-    if (!s->conn || !s->conn->is_open()) {
-        s->conn = std::make_unique<pqxx::connection>(conninfo_);
-        store::prepare_session(*s->conn);
-        store::bind_session_epoch(*s->conn, epoch_);
-    }
+    if (!s->conn || !s->conn->is_open()) s->conn = store::open_epoch_session(conninfo_, epoch_);
     return *s->conn;
 }
 

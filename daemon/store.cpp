@@ -168,6 +168,13 @@ void bind_session_epoch(pqxx::connection &conn, const std::string &epoch_id) {
     tx.exec_params("SELECT pg_catalog.set_config('df_daemon.epoch', $1, false)", epoch_id);
 }
 
+std::unique_ptr<pqxx::connection> open_epoch_session(const std::string &conninfo, const std::string &epoch_id) {
+    auto conn = std::make_unique<pqxx::connection>(conninfo);
+    prepare_session(*conn);
+    bind_session_epoch(*conn, epoch_id);
+    return conn;
+}
+
 void release_orchestrator_lock(pqxx::connection &conn) {
     pqxx::nontransaction tx(conn);
     tx.exec_params("SELECT pg_catalog.pg_advisory_unlock($1, $2)", kLockClassId, kLockOrchestrator);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +26,10 @@ void prepare_session(pqxx::connection &conn);
 // replaced by a standby) writes nothing, and a new daemon's epoch replaces
 // the row only after the old daemon's last write has committed.
 void bind_session_epoch(pqxx::connection &conn, const std::string &epoch_id);
+
+// A new session of the daemon for epoch-fenced writes: connected, prepared
+// (prepare_session) and bound to `epoch_id` (bind_session_epoch).
+std::unique_ptr<pqxx::connection> open_epoch_session(const std::string &conninfo, const std::string &epoch_id);
 
 // Current values of the given settings, as SHOW prints them (nullopt for a
 // setting the server does not know).

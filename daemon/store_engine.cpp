@@ -536,9 +536,7 @@ void prepare_engine_statements(pqxx::connection &conn) {
 }
 
 std::unique_ptr<pqxx::connection> open_engine_session(const std::string &conninfo, const std::string &epoch) {
-    auto conn = std::make_unique<pqxx::connection>(conninfo);
-    prepare_session(*conn);
-    bind_session_epoch(*conn, epoch);
+    auto conn = open_epoch_session(conninfo, epoch);
     prepare_engine_statements(*conn);
     return conn;
 }
