@@ -14,7 +14,12 @@
 extern "C" {
 #include "postgres.h"
 #include "fmgr.h"
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -25,6 +30,11 @@ extern "C" {
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 }
 
@@ -145,46 +155,90 @@ void check_submitting_role(Oid role) {
                         name)));
 }
 
-SPIPlanPtr insert_instance_plan = nullptr;
-SPIPlanPtr insert_keyed_instance_plan = nullptr;
+SPIPlanPtr insert_graph_plan = nullptr;
+SPIPlanPtr insert_keyed_graph_plan = nullptr;
 SPIPlanPtr find_keyed_instance_plan = nullptr;
-SPIPlanPtr insert_nodes_plan = nullptr;
 SPIPlanPtr snapshot_vars_plan = nullptr;
+
+// The instance row and all its nodes in ONE statement (a session's first
+// df.start plans one statement for them, not two): the nodes' INSERT reads the
+// instance INSERT's RETURNING, so when ON CONFLICT skips the instance row (its
+// random id is taken or, for df.start_once, the role's key) nothing at all is
+// written and the statement reports 0 rows; otherwise it reports the nodes (a
+// graph has at least one). The same ON CONFLICT as two statements had, so the
+// same speculative insertion (a concurrent same key waits) and the same rows;
+// the nodes' foreign-key checks and the instance counters' statement trigger
+// run at the end of the statement, as before at the end of each.
+#define PGD_INSERT_NODES_FROM_INSTANCE \
+    "INSERT INTO df.nodes (id, instance_id, node_type, query, result_name, left_node, right_node, " \
+    "submitted_by, database) " \
+    "SELECT n.id, i.id, n.node_type, n.query, n.result_name, n.left_node, n.right_node, $4, $5 " \
+    "FROM i, unnest($6, $7, $8, $9, $10, $11) AS n(id, node_type, query, result_name, left_node, right_node)"
+
+constexpr int kGraphParams = 11;
+
+// $1..$11 of the graph statement for instance id `id`.
+void graph_values(Datum *values, char *nulls, const char *id, const char *label, const char *root_id, Oid role,
+                  const char *database, const NodeColumns &nodes) {
+    values[0] = CStringGetTextDatum(id);
+    values[1] = label ? CStringGetTextDatum(label) : (Datum)0;
+    values[2] = CStringGetTextDatum(root_id);
+    values[3] = ObjectIdGetDatum(role);
+    values[4] = CStringGetTextDatum(database);
+    values[5] = text_array(nodes.id, nodes.count);
+    values[6] = text_array(nodes.node_type, nodes.count);
+    values[7] = text_array(nodes.query, nodes.count);
+    values[8] = text_array(nodes.result_name, nodes.count);
+    values[9] = text_array(nodes.left_node, nodes.count);
+    values[10] = text_array(nodes.right_node, nodes.count);
+    for (int i = 0; i < kGraphParams; ++i) nulls[i] = ' ';
+    if (label == nullptr) nulls[1] = 'n';
+}
+
+void graph_types(Oid *types) {
+    Oid head[5] = {TEXTOID, TEXTOID, TEXTOID, REGROLEOID, TEXTOID};
+    for (int i = 0; i < kGraphParams; ++i) types[i] = i < 5 ? head[i] : TEXTARRAYOID;
+}
 
 // The id of the instance `role` started with idempotency `key`, or nullptr.
 char *find_keyed_instance(Oid role, const char *key) {
-    Oid types[2] = {REGROLEOID, TEXTOID};
+    // oid = oid: an operator found without a search (regrole has no = of its own).
+    Oid types[2] = {OIDOID, TEXTOID};
     SPIPlanPtr plan = pgd::keep_plan(&find_keyed_instance_plan,
-        "SELECT id::text FROM df.instances WHERE submitted_by = $1 AND idempotency_key = $2", 2, types);
+        "SELECT id::text FROM df.instances WHERE submitted_by::oid = $1 AND idempotency_key = $2", 2, types);
     Datum values[2] = {ObjectIdGetDatum(role), CStringGetTextDatum(key)};
     pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, false, 1), SPI_OK_SELECT, "lookup of an idempotency key");
     if (SPI_processed == 0) return nullptr;
     return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 }
 
-// df.start_once's insert. Sets *existing when the role already has an
+// df.start_once's writes. Sets *existing when the role already has an
 // instance with this key (committed, or committed by a concurrent caller we
 // waited for): then nothing was inserted and that instance's id is returned.
-char *insert_keyed_instance(const char *label, const char *root_id, Oid role, const char *database,
-                            const char *key, bool *existing) {
-    Oid types[6] = {TEXTOID, TEXTOID, TEXTOID, REGROLEOID, TEXTOID, TEXTOID};
+char *insert_keyed_graph(const char *label, const char *root_id, Oid role, const char *database,
+                         const NodeColumns &nodes, const char *key, bool *existing) {
+    Oid types[kGraphParams + 1];
+    graph_types(types);
+    types[kGraphParams] = TEXTOID;
     // No conflict target: a taken key and a taken random id both do nothing,
     // and the lookup below tells them apart.
-    SPIPlanPtr plan = pgd::keep_plan(&insert_keyed_instance_plan,
-        "INSERT INTO df.instances (id, label, root_node, submitted_by, database, idempotency_key) "
-        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        6, types);
+    SPIPlanPtr plan = pgd::keep_plan(&insert_keyed_graph_plan,
+        "WITH i AS (INSERT INTO df.instances (id, label, root_node, submitted_by, database, idempotency_key) "
+        "VALUES ($1, $2, $3, $4, $5, $12) ON CONFLICT DO NOTHING RETURNING id) " PGD_INSERT_NODES_FROM_INSTANCE,
+        kGraphParams + 1, types);
     *existing = false;
     for (int attempt = 0; attempt < kMaxInstanceIdAttempts; ++attempt) {
         pgd::Failure failure;
         char *id = nullptr;
         if (!pgd::cpp_zone(failure, [&] { id = pgd::to_cstring(random_hex8()); })) pgd::raise(failure);
-        Datum values[6] = {CStringGetTextDatum(id), label ? CStringGetTextDatum(label) : (Datum)0,
-                           CStringGetTextDatum(root_id), ObjectIdGetDatum(role),
-                           CStringGetTextDatum(database), CStringGetTextDatum(key)};
-        char nulls[6] = {' ', label ? ' ' : 'n', ' ', ' ', ' ', ' '};
+        Datum values[kGraphParams + 1];
+        char nulls[kGraphParams + 2];
+        graph_values(values, nulls, id, label, root_id, role, database, nodes);
+        values[kGraphParams] = CStringGetTextDatum(key);
+        nulls[kGraphParams] = ' ';
+        nulls[kGraphParams + 1] = '\0';
         pgd::expect_spi(SPI_execute_plan(plan, values, nulls, false, 0), SPI_OK_INSERT, "insert into df.instances");
-        if (SPI_processed == 1) return id;
+        if (SPI_processed > 0) return id;
         // A new statement, so (in READ COMMITTED) a new snapshot that sees
         // the row a concurrent caller committed while we waited on the index.
         char *found = find_keyed_instance(role, key);
@@ -198,48 +252,61 @@ char *insert_keyed_instance(const char *label, const char *root_id, Oid role, co
     elog(ERROR, "could not find a free instance id after %d attempts", kMaxInstanceIdAttempts);
 }
 
-// Inserts the instance row under a fresh random id; returns the id.
-char *insert_instance(const char *label, const char *root_id, Oid role, const char *database) {
-    Oid types[5] = {TEXTOID, TEXTOID, TEXTOID, REGROLEOID, TEXTOID};
-    SPIPlanPtr plan = pgd::keep_plan(&insert_instance_plan,
-        "INSERT INTO df.instances (id, label, root_node, submitted_by, database) "
-        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
-        5, types);
+// Inserts the instance row under a fresh random id and its nodes; returns the id.
+char *insert_graph(const char *label, const char *root_id, Oid role, const char *database,
+                   const NodeColumns &nodes) {
+    Oid types[kGraphParams];
+    graph_types(types);
+    SPIPlanPtr plan = pgd::keep_plan(&insert_graph_plan,
+        "WITH i AS (INSERT INTO df.instances (id, label, root_node, submitted_by, database) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING id) " PGD_INSERT_NODES_FROM_INSTANCE,
+        kGraphParams, types);
     for (int attempt = 0; attempt < kMaxInstanceIdAttempts; ++attempt) {
         pgd::Failure failure;
         char *id = nullptr;
         if (!pgd::cpp_zone(failure, [&] { id = pgd::to_cstring(random_hex8()); })) pgd::raise(failure);
-        Datum values[5] = {CStringGetTextDatum(id), label ? CStringGetTextDatum(label) : (Datum)0,
-                           CStringGetTextDatum(root_id), ObjectIdGetDatum(role),
-                           CStringGetTextDatum(database)};
-        char nulls[5] = {' ', label ? ' ' : 'n', ' ', ' ', ' '};
+        Datum values[kGraphParams];
+        char nulls[kGraphParams + 1];
+        graph_values(values, nulls, id, label, root_id, role, database, nodes);
+        nulls[kGraphParams] = '\0';
         pgd::expect_spi(SPI_execute_plan(plan, values, nulls, false, 0), SPI_OK_INSERT, "insert into df.instances");
-        if (SPI_processed == 1) return id;  // otherwise the id was taken: roll again
+        if (SPI_processed > 0) return id;  // otherwise the id was taken: roll again
     }
     elog(ERROR, "could not find a free instance id after %d attempts", kMaxInstanceIdAttempts);
 }
 
-void insert_nodes(const char *instance_id, const NodeColumns &nodes, Oid role, const char *database) {
-    Oid types[9] = {TEXTOID, REGROLEOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
-                    TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-    SPIPlanPtr plan = pgd::keep_plan(&insert_nodes_plan,
-        "INSERT INTO df.nodes (id, instance_id, node_type, query, result_name, left_node, right_node, "
-        "submitted_by, database) "
-        "SELECT n.id, $1, n.node_type, n.query, n.result_name, n.left_node, n.right_node, $2, $3 "
-        "FROM unnest($4, $5, $6, $7, $8, $9) AS n(id, node_type, query, result_name, left_node, right_node)",
-        9, types);
-    Datum values[9] = {CStringGetTextDatum(instance_id), ObjectIdGetDatum(role), CStringGetTextDatum(database),
-                       text_array(nodes.id, nodes.count), text_array(nodes.node_type, nodes.count),
-                       text_array(nodes.query, nodes.count), text_array(nodes.result_name, nodes.count),
-                       text_array(nodes.left_node, nodes.count), text_array(nodes.right_node, nodes.count)};
-    pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, false, 0), SPI_OK_INSERT, "insert into df.nodes");
+// Whether `role` has any df.vars row, read as the snapshot statement below
+// would read it (SPI's snapshot for a statement that is not read-only: a new
+// one in READ COMMITTED, advanced to a new command id). An index probe rather
+// than a statement, so a role without vars (the common case) costs df.start no
+// statement to plan and never touches df._instance_vars.
+bool role_has_vars(Oid role) {
+    const Oid relid = get_relname_relid("vars", get_namespace_oid("df", false));
+    if (!OidIsValid(relid)) elog(ERROR, "relation df.vars does not exist");
+    Relation rel = table_open(relid, AccessShareLock);
+    const Oid index = RelationGetPrimaryKeyIndex(rel);
+    const AttrNumber owner = get_attnum(relid, "owner");
+    if (!OidIsValid(index) || owner == InvalidAttrNumber) elog(ERROR, "df.vars has no primary key on owner");
+    ScanKeyData key;
+    ScanKeyInit(&key, owner, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(role));
+    PushActiveSnapshot(GetTransactionSnapshot());
+    CommandCounterIncrement();
+    UpdateActiveSnapshotCommandId();
+    SysScanDesc scan = systable_beginscan(rel, index, true, GetActiveSnapshot(), 1, &key);
+    const bool found = HeapTupleIsValid(systable_getnext(scan));
+    systable_endscan(scan);
+    PopActiveSnapshot();
+    table_close(rel, NoLock);  // the lock is kept to the end of the transaction, as a statement's
+    return found;
 }
 
+// The caller's df.vars frozen into df._instance_vars.
 void snapshot_vars(const char *instance_id, Oid role) {
-    Oid types[2] = {TEXTOID, REGROLEOID};
+    if (!role_has_vars(role)) return;
+    Oid types[2] = {TEXTOID, OIDOID};
     SPIPlanPtr plan = pgd::keep_plan(&snapshot_vars_plan,
         "INSERT INTO df._instance_vars (instance_id, name, value) "
-        "SELECT $1, name, value FROM df.vars WHERE owner = $2",
+        "SELECT $1, name, value FROM df.vars WHERE owner::oid = $2",
         2, types);
     Datum values[2] = {CStringGetTextDatum(instance_id), ObjectIdGetDatum(role)};
     pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, false, 0), SPI_OK_INSERT, "snapshot of df.vars");
@@ -273,12 +340,10 @@ char *start_instance(const char *fut, const char *label, const char *database, c
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     pgd::SavedUser saved = pgd::become_table_owner();
     bool existing = false;
-    char *instance_id = key == nullptr ? insert_instance(label, nodes.root_id, role, database)
-                                       : insert_keyed_instance(label, nodes.root_id, role, database, key, &existing);
-    if (!existing) {
-        insert_nodes(instance_id, nodes, role, database);
-        snapshot_vars(instance_id, role);
-    }
+    char *instance_id = key == nullptr
+                            ? insert_graph(label, nodes.root_id, role, database, nodes)
+                            : insert_keyed_graph(label, nodes.root_id, role, database, nodes, key, &existing);
+    if (!existing) snapshot_vars(instance_id, role);
     pgd::restore_user(saved);
     char *result_id = static_cast<char *>(SPI_palloc(strlen(instance_id) + 1));  // outlives SPI_finish
     strcpy(result_id, instance_id);
@@ -385,8 +450,7 @@ char *pgd_start_as(const char *fut, const char *label, const char *database, Oid
     database = check_start(fut, database, role, nodes);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     pgd::SavedUser saved = pgd::become_table_owner();
-    char *instance_id = insert_instance(label, nodes.root_id, role, database);
-    insert_nodes(instance_id, nodes, role, database);
+    char *instance_id = insert_graph(label, nodes.root_id, role, database, nodes);
     snapshot_vars(instance_id, role);
     pgd::restore_user(saved);
     char *result_id = static_cast<char *>(SPI_palloc(strlen(instance_id) + 1));

@@ -56,6 +56,31 @@ RESET ROLE;
 -- The caller's vars are frozen into the instance.
 SELECT name, value FROM df._instance_vars WHERE instance_id = :'id';
 
+-- df.start looks for the caller's vars (an index probe) before it copies
+-- them: it sees what a new statement would, so vars set earlier in the same
+-- statement or the same REPEATABLE READ transaction are frozen too, another
+-- role's vars never are, and a role without vars gets none.
+CREATE ROLE regress_novars LOGIN;
+SELECT df.grant_usage('regress_novars');
+BEGIN;
+SET LOCAL ROLE regress_novars;
+SELECT df.start('SELECT 1', 'no-vars') AS novars_id \gset
+SELECT df.setvar('late', 'same-statement') AS set, df.start('SELECT 1', 'same-statement') AS same_stmt_id \gset
+RESET ROLE;
+SELECT count(*) AS novars_frozen FROM df._instance_vars WHERE instance_id = :'novars_id';
+SELECT name, value FROM df._instance_vars WHERE instance_id = :'same_stmt_id';
+ROLLBACK;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SET LOCAL ROLE regress_novars;
+SELECT count(*) AS vars_before FROM df.vars;
+SELECT df.setvar('rr', 'same-transaction');
+SELECT df.start('SELECT 1', 'repeatable-read') AS rr_id \gset
+RESET ROLE;
+SELECT name, value FROM df._instance_vars WHERE instance_id = :'rr_id';
+ROLLBACK;
+SELECT df.revoke_usage('regress_novars');
+DROP ROLE regress_novars;
+
 -- A 200-step chain is 399 nodes.
 SET ROLE regress_alice;
 CREATE TEMP TABLE chain_graph AS
