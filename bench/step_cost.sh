@@ -9,7 +9,9 @@
 # measured just before and after:
 #   1. calls/s and the mean latency of df._run_step (its commit included)
 #   2. server time per call of df._run_step and the functions it calls
-#      (track_functions = all, pg_stat_user_functions)
+#      (track_functions = all, pg_stat_user_functions), and the calling
+#      backend's CPU time per call (/proc/self/schedstat: robust to a loaded
+#      machine, where waiting for a CPU inflates the server time)
 #   3. the WAL records of one call (pg_walinspect, between the LSNs around
 #      it, after warm-up calls so that no full-page image of a page first
 #      touched since the last checkpoint is counted... unless it is one)
@@ -21,7 +23,10 @@
 #      calls each: p50 / p95 / max
 #
 #   bash bench/step_cost.sh [--chain] [--metrics]
-# Environment: PGD_STEP_SECONDS (10) per pgbench run, PGD_STEP_COUNTING=off
+# Environment: PGD_STEP_SECONDS (10) per pgbench run, PGD_STEP_CPU_CALLS (2000),
+# PGD_STEP_AB=<another pg_durable.so> (an A/B of the installed build and that
+# one in this cluster, PGD_STEP_AB_ROUNDS (4) rounds; see below; under the
+# install lock), PGD_STEP_COUNTING=off
 # (the instance counters' triggers disabled: their cost is the difference), PGD_STEP_PERF=1 (a
 # flat perf profile of the calling backend), PGD_KEEP_BENCH=1, PGD_BENCH_PORT.
 set -euo pipefail
@@ -38,7 +43,7 @@ for arg in "$@"; do
   case "$arg" in
     --metrics) METRICS=1 ;;
     --chain) CHAIN=1 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -86,6 +91,56 @@ pgb() {  # $1 = script; prints "tps latency_ms"
     awk '/^latency average/ {lat=$4} /^tps/ {tps=$3} END {printf "%.0f %.3f\n", tps, lat}'
 }
 
+# A/B of two builds in this one cluster: the installed pg_durable.so (A) and
+# PGD_STEP_AB (B) take turns, the server restarted between phases (the
+# library is preloaded, so a phase's backends all run one build), ABAB...
+# PGD_STEP_AB_ROUNDS times. Each phase: 300 warm-up calls, then
+# PGD_STEP_SECONDS of pgbench and the server time per call of df._run_step,
+# then PGD_STEP_CPU_CALLS calls from psql and the backend's CPU time per call
+# (see 2b below). Phases minutes apart on a shared machine differ more than
+# two builds do; alternating in short phases lets the drift hit both alike.
+# It overwrites the installed library (restored to A at the end): run it
+# under the install lock. Then exits.
+if [ -n "${PGD_STEP_AB:-}" ]; then
+  [ -f "$PGD_STEP_AB" ] || die "PGD_STEP_AB=$PGD_STEP_AB: no such file"
+  installed="$PKGLIBDIR/pg_durable.so"
+  cp "$installed" "$DIR/a.so"
+  cp "$PGD_STEP_AB" "$DIR/b.so"
+  trap 'rc=$?; cp "$DIR/a.so" "$installed"; (exit "$rc"); bench_cleanup' EXIT
+  CPU_CALLS="${PGD_STEP_CPU_CALLS:-1000}"
+  {
+    echo "SELECT split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint AS cpu0 \\gset"
+    for i in $(seq "$CPU_CALLS"); do
+      echo "SELECT df._run_step('bench-secret', b.instance_id, b.instance_id || '::1::' || :'tag' || '$i', b.node_id, 1, 'SELECT 1', 1, NULL) FROM bench_steps b WHERE b.k = $(( i % 200 + 1 )) \\g /dev/null"
+    done
+    echo "SELECT round((split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint - :cpu0) / 1000.0 / $CPU_CALLS, 1)"
+  } >"$DIR/cpu.sql"
+  echo
+  echo "A = $(md5sum <"$DIR/a.so" | cut -c1-8) (installed), B = $(md5sum <"$DIR/b.so" | cut -c1-8) ($PGD_STEP_AB)"
+  printf '%-6s %-8s %-14s %12s %14s %12s %10s
+' round build "load avg" "calls/s" "server µs/call" "self µs" "CPU µs"
+  for round in $(seq "${PGD_STEP_AB_ROUNDS:-4}"); do
+    for build in a b; do
+      as_pg "$BINDIR/pg_ctl" -D "$DATA" -w -t 60 -m fast stop >/dev/null
+      cp "$DIR/$build.so" "$installed"
+      as_pg "$BINDIR/pg_ctl" -D "$DATA" -l "$SERVER_LOG" -w -t 60 start >/dev/null
+      "$PGBENCH" -h "$DIR" -p "$PORT" -U "$SUPERUSER" -n -c 1 -t 300 -f "$DIR/step.sql" postgres >/dev/null 2>&1
+      psql_su -c "SELECT pg_stat_reset()" >/dev/null
+      read -r s_tps _ < <(pgb "$DIR/step.sql")
+      sleep 0.6
+      read -r calls total self < <(val "SELECT calls, total_time, self_time FROM pg_stat_user_functions WHERE funcname = '_run_step'" | tr '|' ' ')
+      cpu="$(psql_su -At -v tag="$round$build" -f "$DIR/cpu.sql" | tail -n1)"
+      printf '%-6s %-8s %-14s %12s %14.1f %12.1f %10s
+' "$round" "$(echo "$build" | tr ab AB)" \
+        "$(cut -d' ' -f1-3 /proc/loadavg)" "$s_tps" "$(echo "$total * 1000 / $calls" | bc -l)" \
+        "$(echo "$self * 1000 / $calls" | bc -l)" "$cpu"
+    done
+  done
+  read -r b_tps b_lat < <(pgb "$DIR/insert.sql")
+  echo "1-client pgbench insert commit at the end: ${b_tps} commits/s (${b_lat} ms)"
+  exit 0
+fi
+
 say "warm-up"
 "$PGBENCH" -h "$DIR" -p "$PORT" -U "$SUPERUSER" -n -c 1 -t 2000 -f "$DIR/step.sql" postgres >/dev/null 2>&1
 psql_su -c "CHECKPOINT" >/dev/null
@@ -109,6 +164,22 @@ while read -r name calls total self; do
     'BEGIN { printf "  %-26s %8d %10.1f %10.1f\n", n, c, t * 1000 / c, s * 1000 / c }'
 done <"$DIR/funcs.txt"
 
+# 2b. CPU time per call of the backend running them (the first field of its
+# /proc/self/schedstat, read through pg_read_file): time on a CPU only, so
+# waiting for a CPU on a loaded machine does not count, as it does in the
+# server time above. One psql session, each call its own statement and commit.
+CPU_CALLS="${PGD_STEP_CPU_CALLS:-2000}"
+{
+  echo "SELECT split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint AS cpu0 \\gset"
+  for i in $(seq "$CPU_CALLS"); do
+    echo "SELECT df._run_step('bench-secret', b.instance_id, b.instance_id || '::1::cpu$i', b.node_id, 1, 'SELECT 1', 1, NULL) FROM bench_steps b WHERE b.k = $(( i % 200 + 1 )) \\g /dev/null"
+  done
+  echo "SELECT round((split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint - :cpu0) / 1000.0 / $CPU_CALLS, 1)"
+} >"$DIR/cpu.sql"
+cpu_us="$(psql_su -At -f "$DIR/cpu.sql" | tail -n1)"
+echo
+echo "backend CPU time per call (schedstat, $CPU_CALLS calls from psql, statement and commit included): ${cpu_us} µs"
+
 # Optional: a flat perf profile of the backend running the calls.
 if [ "${PGD_STEP_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
   "$PGBENCH" -h "$DIR" -p "$PORT" -U "$SUPERUSER" -n -c 1 -T 8 -f "$DIR/step.sql" postgres >/dev/null 2>&1 &
@@ -128,7 +199,9 @@ psql_su -At <<'SQL' >"$DIR/wal.txt"
 SELECT b.instance_id, b.node_id FROM bench_steps b WHERE b.k = 7 \gset
 SELECT pg_current_wal_insert_lsn() AS lsn0 \gset
 SELECT df._run_step('bench-secret', :'instance_id', :'instance_id' || '::1::wal', :'node_id', 1, 'SELECT 1', 1, NULL) \g /dev/null
-SELECT pg_current_wal_insert_lsn() AS lsn1 \gset
+-- The call committed, so its records are flushed; pg_walinspect reads no
+-- further than the flush pointer (the insert pointer may be past it).
+SELECT pg_current_wal_flush_lsn() AS lsn1 \gset
 SELECT format('  %-12s %-14s %-32s %6s %6s', w.resource_manager, w.record_type,
               (SELECT string_agg(COALESCE(c.relname::text, m[1]), ',')
                  FROM regexp_matches(w.block_ref, 'rel [0-9]+/[0-9]+/([0-9]+)', 'g') m
@@ -171,6 +244,12 @@ SQL
     [ "$(val "SELECT status FROM df.instances WHERE id = '$id'")" = completed ] || die "chain $id did not complete"
     lsn1="$(val "SELECT pg_current_wal_flush_lsn()")"  # every commit of the chain is flushed
   done
+  read -r c_tps c_lat < <(pgb "$DIR/insert.sql")
+  echo
+  echo "200-step chain run by the daemon (the measured one; created_at to completed_at of the instance):" \
+    "$(val "SELECT round(extract(epoch FROM completed_at - created_at) * 1000, 1) || ' ms, '
+                   || round(extract(epoch FROM completed_at - created_at) * 1000 / 200, 3) || ' ms per step'
+              FROM df.instances WHERE id = '$id'"); 1-client pgbench insert commit after it: ${c_lat} ms"
   echo
   echo "WAL of a 200-step chain run by the daemon, per step (df.start and the daemon's own writes included):"
   psql_su -At <<SQL

@@ -41,10 +41,13 @@
 extern "C" {
 #include "postgres.h"
 #include "fmgr.h"
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_db_role_setting.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/sequence.h"
@@ -57,12 +60,15 @@ extern "C" {
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
 }
@@ -134,8 +140,7 @@ constexpr const char *kRoleChange =
     "SET ROLE, RESET ROLE and SET SESSION AUTHORIZATION are not allowed in a workflow step: "
     "it runs as the role that started the workflow";
 
-SPIPlanPtr secret_plan = nullptr;
-SPIPlanPtr instance_plan = nullptr;
+SPIPlanPtr call_plan = nullptr;
 SPIPlanPtr lock_activation_plan = nullptr;
 SPIPlanPtr insert_activation_plan = nullptr;
 SPIPlanPtr lock_instance_plan = nullptr;
@@ -173,24 +178,48 @@ bool secrets_equal(const char *a, size_t alen, const char *b, size_t blen) {
     return diff == 0 && n > 0;
 }
 
-// Raises 42501 unless `given` is the active daemon's secret. Runs as owner.
-void check_secret(text *given) {
-    SPIPlanPtr plan = pgd::keep_plan(&secret_plan, "SELECT secret FROM df._daemon_secret WHERE singleton", 0, nullptr);
-    pgd::expect_spi(SPI_execute_plan(plan, nullptr, nullptr, true, 1), SPI_OK_SELECT, "read of df._daemon_secret");
+// What the call reads before it writes anything: the active daemon's secret,
+// and the instance's status (nullptr when it does not exist) and submitter,
+// the role the step's SQL runs as. One read-only statement (each statement
+// costs tens of µs of executor setup, whatever it reads); its instance
+// columns are looked at only after the secret is checked. Runs as owner.
+struct CallState {
+    char *instance_status;
+    Oid submitter;
+};
+
+// Raises 42501 unless `given` is the active daemon's secret; then returns
+// the instance's state.
+CallState read_call_state(MemoryContext cxt, text *given, const Activation &act) {
+    Oid types[1] = {TEXTOID};
+    SPIPlanPtr plan = pgd::keep_plan(&call_plan,
+        "SELECT (SELECT s.secret FROM df._daemon_secret s WHERE s.singleton), i.status, i.submitted_by"
+        "  FROM (VALUES (1)) v LEFT JOIN df.instances i ON i.id = $1",
+        1, types);
+    Datum values[1] = {CStringGetTextDatum(act.instance_id)};
+    pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, true, 1), SPI_OK_SELECT, "read of df._daemon_secret");
     bool ok = false;
-    if (SPI_processed == 1) {
+    HeapTuple tuple = SPI_processed == 1 ? SPI_tuptable->vals[0] : nullptr;
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    if (tuple != nullptr) {
         bool isnull = false;
-        Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+        Datum d = SPI_getbinval(tuple, desc, 1, &isnull);
         if (!isnull) {
             text *stored = DatumGetTextPP(d);
             ok = secrets_equal(VARDATA_ANY(stored), VARSIZE_ANY_EXHDR(stored), VARDATA_ANY(given),
                                VARSIZE_ANY_EXHDR(given));
         }
     }
-    SPI_freetuptable(SPI_tuptable);
     if (!ok)
         ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                         errmsg("df._run_step may only be called by the pg_durable daemon")));
+    CallState state = {nullptr, InvalidOid};
+    state.instance_status = copy_value(cxt, tuple, desc, 2);
+    bool isnull = false;
+    Datum d = SPI_getbinval(tuple, desc, 3, &isnull);
+    if (!isnull) state.submitter = DatumGetObjectId(d);
+    SPI_freetuptable(SPI_tuptable);
+    return state;
 }
 
 // ---- 2. claim the activation --------------------------------------------------
@@ -223,26 +252,6 @@ void check_caller(Oid caller) {
                                GetUserNameFromId(caller, false))));
 }
 
-// Reads the instance's status (nullptr when it does not exist) and its
-// submitter, the role the step's SQL runs as.
-char *read_instance(MemoryContext cxt, const Activation &act, Oid *submitter) {
-    Oid types[1] = {TEXTOID};
-    SPIPlanPtr plan = pgd::keep_plan(&instance_plan,
-                                     "SELECT status, submitted_by FROM df.instances WHERE id = $1", 1, types);
-    Datum values[1] = {CStringGetTextDatum(act.instance_id)};
-    pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, true, 1), SPI_OK_SELECT, "read of df.instances");
-    *submitter = InvalidOid;
-    if (SPI_processed == 0) return nullptr;
-    HeapTuple tuple = SPI_tuptable->vals[0];
-    TupleDesc desc = SPI_tuptable->tupdesc;
-    char *status = copy_value(cxt, tuple, desc, 1);
-    bool isnull = false;
-    Datum d = SPI_getbinval(tuple, desc, 2, &isnull);
-    if (!isnull) *submitter = DatumGetObjectId(d);
-    SPI_freetuptable(SPI_tuptable);
-    return status;
-}
-
 // Why the submitter may not run SQL now (nullptr: it may). A step runs as if
 // the submitter had logged in, so what a login checks still applies: the role
 // exists, has LOGIN, and has CONNECT on this database (an administrator who
@@ -267,19 +276,18 @@ char *submitter_refusal(MemoryContext cxt, const Activation &act, Oid submitter)
 }
 
 // Inserts the activation, or finds and locks the existing row. A concurrent
-// call for the same activation waits on the row until the first commits, then
-// sees it ended: the SQL never runs twice. Runs as owner.
+// call for the same activation waits (in the insert, on the other's
+// uncommitted row) until the first commits, then sees it ended: the SQL never
+// runs twice. Runs as owner.
+// The usual call, a new activation of a live instance, is one statement: the
+// insert. Only when it finds the row already there (or the instance is not
+// live) is the row read and locked.
 // The row is inserted as 'pending', not 'running': no other transaction ever
 // sees it before record() writes its outcome in this same transaction (or the
 // call rolls back), and 'pending' keeps it out of the indexes of running
 // activations (_activations_running_idx, _activations_wake_idx), which would
 // otherwise get an entry per step that no query ever reads.
 Claim claim_activation(MemoryContext cxt, const Activation &act, const char *instance_status) {
-    Oid lock_types[3] = {TEXTOID, TEXTOID, TEXTOID};
-    SPIPlanPtr lock = pgd::keep_plan(&lock_activation_plan,
-                                     "SELECT status, result, error FROM df._activations "
-                                     "WHERE instance_id = $1 AND stamp = $2 AND node_id = $3 FOR UPDATE",
-                                     3, lock_types);
     Oid insert_types[5] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT4OID};
     SPIPlanPtr insert = pgd::keep_plan(&insert_activation_plan,
                                        "INSERT INTO df._activations "
@@ -287,14 +295,27 @@ Claim claim_activation(MemoryContext cxt, const Activation &act, const char *ins
                                        "VALUES ($1, $2, $3, $4, 'pending', $5, now()) "
                                        "ON CONFLICT (instance_id, stamp, node_id) DO NOTHING",
                                        5, insert_types);
-    Datum key[3] = {CStringGetTextDatum(act.instance_id), CStringGetTextDatum(act.stamp),
-                    CStringGetTextDatum(act.node_id)};
+    Oid lock_types[3] = {TEXTOID, TEXTOID, TEXTOID};
+    SPIPlanPtr lock = pgd::keep_plan(&lock_activation_plan,
+                                     "SELECT status, result, error FROM df._activations "
+                                     "WHERE instance_id = $1 AND stamp = $2 AND node_id = $3 FOR UPDATE",
+                                     3, lock_types);
+    Datum values[5] = {CStringGetTextDatum(act.instance_id), CStringGetTextDatum(act.stamp),
+                       CStringGetTextDatum(act.node_id), Int64GetDatum(act.execution),
+                       Int32GetDatum(act.attempt)};
     Claim claim = {CLAIM_RUN, nullptr, nullptr, nullptr};
+    const bool live = is_live_instance(instance_status);
 
-    // Two rounds: the second only after losing an insert race to a call that
-    // has committed since (READ COMMITTED: each statement sees new commits).
+    // Two rounds: the second only when the row the insert ran into was gone
+    // by the time it was read (READ COMMITTED: each statement sees new commits).
     for (int round = 0; round < 2; ++round) {
-        pgd::expect_spi(SPI_execute_plan(lock, key, nullptr, false, 1), SPI_OK_SELECT, "lock of df._activations");
+        if (live) {
+            pgd::expect_spi(SPI_execute_plan(insert, values, nullptr, false, 0), SPI_OK_INSERT,
+                            "insert into df._activations");
+            if (SPI_processed == 1) return claim;  // new, ours, pending
+        }
+        pgd::expect_spi(SPI_execute_plan(lock, values, nullptr, false, 1), SPI_OK_SELECT,
+                        "lock of df._activations");
         if (SPI_processed == 1) {
             HeapTuple tuple = SPI_tuptable->vals[0];
             TupleDesc desc = SPI_tuptable->tupdesc;
@@ -304,7 +325,7 @@ Claim claim_activation(MemoryContext cxt, const Activation &act, const char *ins
                 claim.status = status;
                 claim.result = copy_value(cxt, tuple, desc, 2);
                 claim.error = copy_value(cxt, tuple, desc, 3);
-            } else if (!is_live_instance(instance_status)) {
+            } else if (!live) {
                 claim.kind = CLAIM_NOT_RUNNING;
                 claim.status = instance_status;
             }
@@ -312,15 +333,11 @@ Claim claim_activation(MemoryContext cxt, const Activation &act, const char *ins
             return claim;  // CLAIM_RUN: pending or running row, now locked by us
         }
         SPI_freetuptable(SPI_tuptable);
-        if (!is_live_instance(instance_status)) {
+        if (!live) {
             claim.kind = CLAIM_NOT_RUNNING;
             claim.status = instance_status;
             return claim;
         }
-        Datum values[5] = {key[0], key[1], key[2], Int64GetDatum(act.execution), Int32GetDatum(act.attempt)};
-        pgd::expect_spi(SPI_execute_plan(insert, values, nullptr, false, 0), SPI_OK_INSERT,
-                        "insert into df._activations");
-        if (SPI_processed == 1) return claim;
     }
     elog(ERROR, "could not claim activation %s/%s/%s", act.instance_id, act.stamp, act.node_id);
 }
@@ -379,29 +396,45 @@ void constraints_immediate() {
 }
 
 // The submitter's role settings, ALTER ROLE r SET first, then ALTER ROLE r IN
-// DATABASE d SET (which wins), as "name=value" items, read as table owner
-// before the identity switch (palloc'd in cxt).
-SPIPlanPtr role_settings_plan = nullptr;
-
-List *read_role_settings(MemoryContext cxt, Oid submitter) {
-    Oid types[2] = {OIDOID, OIDOID};
-    SPIPlanPtr plan = pgd::keep_plan(&role_settings_plan,
-        "SELECT item FROM pg_catalog.pg_db_role_setting s, "
-        "     pg_catalog.unnest(s.setconfig) WITH ORDINALITY AS u(item, n) "
-        "WHERE s.setrole = $1 AND s.setdatabase IN (0, $2) ORDER BY s.setdatabase <> 0, u.n",
-        2, types);
-    Datum values[2] = {ObjectIdGetDatum(submitter), ObjectIdGetDatum(MyDatabaseId)};
-    pgd::expect_spi(SPI_execute_plan(plan, values, nullptr, true, 0), SPI_OK_SELECT,
-                    "read of pg_db_role_setting");
-    List *items = NIL;
-    for (uint64 i = 0; i < SPI_processed; ++i) {
-        char *item = copy_value(cxt, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-        if (item == nullptr) continue;
+// DATABASE d SET (which wins), as "name=value" items (palloc'd in cxt), read
+// before the identity switch. Straight from the catalog's index, as a login
+// reads them (PostgreSQL's process_settings / ApplySetting: the catalog
+// snapshot, so a setting changed since the last step applies to the next),
+// not through SPI: an executor statement per step for a catalog row that is
+// usually absent cost more than the rest of this function.
+void append_role_settings(MemoryContext cxt, Relation rel, Snapshot snapshot, Oid database, Oid role,
+                          List **items) {
+    ScanKeyData keys[2];
+    ScanKeyInit(&keys[0], Anum_pg_db_role_setting_setdatabase, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(database));
+    ScanKeyInit(&keys[1], Anum_pg_db_role_setting_setrole, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(role));
+    SysScanDesc scan = systable_beginscan(rel, DbRoleSettingDatidRolidIndexId, true, snapshot, 2, keys);
+    HeapTuple tuple;
+    while (HeapTupleIsValid(tuple = systable_getnext(scan))) {
+        bool isnull = false;
+        Datum config = heap_getattr(tuple, Anum_pg_db_role_setting_setconfig, RelationGetDescr(rel), &isnull);
+        if (isnull) continue;
+        Datum *elems = nullptr;
+        bool *elem_nulls = nullptr;
+        int count = 0;
+        deconstruct_array(DatumGetArrayTypeP(config), TEXTOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls,
+                          &count);
         MemoryContext old = MemoryContextSwitchTo(cxt);
-        items = lappend(items, item);
+        for (int i = 0; i < count; ++i)
+            if (!elem_nulls[i]) *items = lappend(*items, TextDatumGetCString(elems[i]));
         MemoryContextSwitchTo(old);
     }
-    SPI_freetuptable(SPI_tuptable);
+    systable_endscan(scan);
+}
+
+List *read_role_settings(MemoryContext cxt, Oid submitter) {
+    Relation rel = table_open(DbRoleSettingRelationId, AccessShareLock);
+    Snapshot snapshot = RegisterSnapshot(GetCatalogSnapshot(DbRoleSettingRelationId));
+    List *items = NIL;
+    append_role_settings(cxt, rel, snapshot, InvalidOid, submitter, &items);
+    append_role_settings(cxt, rel, snapshot, MyDatabaseId, submitter, &items);
+    UnregisterSnapshot(snapshot);
+    table_close(rel, AccessShareLock);
     return items;
 }
 
@@ -794,10 +827,9 @@ Datum df__run_step(PG_FUNCTION_ARGS) {
     // us instead of waiting, or we wait for it holding no df lock.
     pgd_mark_running_step();
     OwnerScope owner = enter_owner();
-    check_secret(secret);
-    Oid submitter = InvalidOid;
-    char *instance_status = read_instance(cxt, act, &submitter);
-    Claim claim = claim_activation(cxt, act, instance_status);
+    const CallState state = read_call_state(cxt, secret, act);  // raises on a wrong secret
+    const Oid submitter = state.submitter;
+    Claim claim = claim_activation(cxt, act, state.instance_status);
     leave_owner(owner);
 
     StringInfoData out;
@@ -821,12 +853,8 @@ Datum df__run_step(PG_FUNCTION_ARGS) {
         // 3. and 4., as the submitter.
         StepResult step = {STEP_FAILED, nullptr, nullptr, nullptr, false};
         step.error = submitter_refusal(cxt, act, submitter);
-        if (step.error == nullptr) {
-            owner = enter_owner();
-            List *role_settings = read_role_settings(cxt, submitter);
-            leave_owner(owner);
-            run_step_sql(cxt, act, submitter, role_settings, true, &step);
-        }
+        if (step.error == nullptr)
+            run_step_sql(cxt, act, submitter, read_role_settings(cxt, submitter), true, &step);
 
         // 5., as table owner, in the same transaction.
         owner = enter_owner();
@@ -923,12 +951,7 @@ Datum df__run_target_step(PG_FUNCTION_ARGS) {
             cxt, psprintf("pg_durable blocked instance %s: submitted_by role \"%s\" is a superuser, but "
                           "pg_durable.enable_superuser_instances is off",
                           act.instance_id, GetUserNameFromId(submitter, false)));
-    if (step.error == nullptr) {
-        OwnerScope owner = enter_owner();
-        List *role_settings = read_role_settings(cxt, submitter);
-        leave_owner(owner);
-        run_step_sql(cxt, act, submitter, role_settings, false, &step);
-    }
+    if (step.error == nullptr) run_step_sql(cxt, act, submitter, read_role_settings(cxt, submitter), false, &step);
     if (step.end == STEP_FAILED && step.interrupted)
         ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED), errmsg("canceling statement due to user request")));
 

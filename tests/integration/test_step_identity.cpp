@@ -154,6 +154,28 @@ TEST_CASE("identity: role settings apply to the role's steps only", "[identity]"
     CHECK(first_value(ec, mem_bob, "w") == "3MB");  // IN DATABASE wins over the role-wide one
 }
 
+TEST_CASE("identity: a role setting changed between two steps applies to the next one", "[identity]") {
+    // One connection: every step runs on the same backend, which reads the
+    // role's settings for each step, never from an earlier step's copy.
+    EngineCluster ec(one_connection());
+    const std::string mem = "'SELECT current_setting(''work_mem'') AS w'";
+    const auto work_mem_of_step = [&](const std::string &role) {
+        const auto id = ec.start(mem, role);
+        REQUIRE(ec.await(id) == "completed");
+        return first_value(ec, id, "w");
+    };
+    CHECK(work_mem_of_step("alice") == "4MB");
+    ec.cluster().exec("ALTER ROLE alice SET work_mem = '5MB'");
+    CHECK(work_mem_of_step("alice") == "5MB");
+    CHECK(work_mem_of_step("bob") == "4MB");
+    ec.cluster().exec("ALTER ROLE alice IN DATABASE postgres SET work_mem = '6MB'");
+    CHECK(work_mem_of_step("alice") == "6MB");  // IN DATABASE wins over the role-wide one
+    ec.cluster().exec("ALTER ROLE alice RESET work_mem");
+    CHECK(work_mem_of_step("alice") == "6MB");
+    ec.cluster().exec("ALTER ROLE alice IN DATABASE postgres RESET ALL");
+    CHECK(work_mem_of_step("alice") == "4MB");
+}
+
 TEST_CASE("identity: a deferred constraint trigger fires as the submitter", "[identity]") {
     EngineCluster ec;
     ec.cluster().exec(

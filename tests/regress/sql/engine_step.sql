@@ -224,8 +224,24 @@ SELECT count(*) AS signals_dropped FROM df._signals WHERE instance_id = 'e500000
 SET ROLE regress_engine_alice;
 SELECT engine_run('e5000001', 'e5000001::1', 'a5000003', 'INSERT INTO engine_effects VALUES (''late'')');
 SELECT count(*) AS late_ran FROM engine_effects WHERE v = 'late';
+-- An activation it recorded is still reported as such (not "not running").
+SELECT engine_run('e5000001', 'e5000001::1', 'a5000002', 'INSERT INTO engine_effects VALUES (''late'')');
+SELECT count(*) AS late_ran FROM engine_effects WHERE v = 'late';
+-- An instance that does not exist: nothing runs, nothing is recorded.
+SELECT engine_run('e50000ff', 'e50000ff::1', 'a5000001', 'INSERT INTO engine_effects VALUES (''late'')');
+SELECT count(*) AS late_ran FROM engine_effects WHERE v = 'late';
 RESET ROLE;
-SELECT count(*) AS late_recorded FROM df._activations WHERE node_id = 'a5000003';
+SELECT count(*) AS late_recorded FROM df._activations WHERE node_id = 'a5000003' OR instance_id = 'e50000ff';
+-- An activation row already there and not ended (written by the daemon, say)
+-- is claimed, not duplicated: the step runs once and records over it.
+INSERT INTO df._activations (instance_id, stamp, node_id, execution, status, attempts)
+    VALUES ('e5000002', 'e5000002::4', 'b5000014', 1, 'running', 1);
+SET ROLE regress_engine_alice;
+SELECT engine_run('e5000002', 'e5000002::4', 'b5000014', 'INSERT INTO engine_effects VALUES (''claimed'') RETURNING v');
+SELECT engine_run('e5000002', 'e5000002::4', 'b5000014', 'INSERT INTO engine_effects VALUES (''claimed'') RETURNING v');
+SELECT count(*) AS claimed_ran_once FROM engine_effects WHERE v = 'claimed';
+RESET ROLE;
+SELECT status, attempts, result FROM df._activations WHERE instance_id = 'e5000002' AND stamp = 'e5000002::4';
 
 -- Cancellation while a step runs: df.cancel commits elsewhere (dblink stands
 -- in for another session), then the step either finishes — its effects roll
