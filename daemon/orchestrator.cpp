@@ -127,7 +127,7 @@ void Orchestrator::on_detached() {
     instances_.clear();
     loading_.clear();
     load_queue_.clear();
-    loads_in_flight_ = 0;
+    loads_in_flight_.clear();
     timers_.clear();  // the next attachment's rescan re-arms every timer from the rows
     driver_.cancel();
     driver_due_.reset();
@@ -152,7 +152,7 @@ void Orchestrator::rescan() {
 void Orchestrator::load(const std::string &id) {
     if (instances_.count(id) || loading_.count(id)) return;
     loading_.insert(id);
-    if (loads_in_flight_ >= kMaxLoadsInFlight) {
+    if (loads_in_flight_.size() >= kMaxLoadsInFlight) {
         load_queue_.push_back(id);
         return;
     }
@@ -160,9 +160,9 @@ void Orchestrator::load(const std::string &id) {
 }
 
 void Orchestrator::send_load(const std::string &id) {
-    ++loads_in_flight_;
+    loads_in_flight_.insert(id);
     store_->load_instance(id, [this, id](std::optional<store::LoadedInstance> loaded) {
-        --loads_in_flight_;
+        loads_in_flight_.erase(id);
         const bool wanted = loading_.erase(id) > 0;
         if (wanted && !instances_.count(id)) {
             if (loaded) {
@@ -171,12 +171,16 @@ void Orchestrator::send_load(const std::string &id) {
                 arm_driver();
             }
         }
-        while (loads_in_flight_ < kMaxLoadsInFlight && !load_queue_.empty()) {
-            const std::string next = std::move(load_queue_.front());
-            load_queue_.pop_front();
-            if (loading_.count(next)) send_load(next);
-        }
+        send_queued_loads();
     });
+}
+
+void Orchestrator::send_queued_loads() {
+    while (loads_in_flight_.size() < kMaxLoadsInFlight && !load_queue_.empty()) {
+        const std::string next = std::move(load_queue_.front());
+        load_queue_.pop_front();
+        if (loading_.count(next) && !loads_in_flight_.count(next)) send_load(next);
+    }
 }
 
 void Orchestrator::start_instance(store::LoadedInstance loaded) {

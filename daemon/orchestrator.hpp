@@ -105,6 +105,7 @@ private:
     void rescan();
     void load(const std::string &id);
     void send_load(const std::string &id);
+    void send_queued_loads();
     void start_instance(store::LoadedInstance loaded);
     void push(Instance &inst, durable::engine::Effects effects);
     void pump(const std::string &id);
@@ -157,7 +158,9 @@ private:
     std::int64_t steps_started_ = 0;  // SQL step runs and HTTP requests begun (gauges())
     std::set<std::string> loading_;            // ids being loaded or waiting in load_queue_
     std::deque<std::string> load_queue_;       // loads waiting for a free slot, in order
-    std::size_t loads_in_flight_ = 0;
+    // Ids whose load is in flight (a set, not a count: a load that keeps
+    // failing never answers, fail_after_bookkeeping_error frees its slot).
+    std::set<std::string> loads_in_flight_;
     std::size_t parked_since_trim_ = 0;        // orchestrator_timers.cpp
     // The 'cancelled' record of a running step that was interrupted (a RACE
     // loser, a cancelled instance's step) waits here until the executor

@@ -111,6 +111,7 @@ void Orchestrator::fail_after_bookkeeping_error(const std::string &id, const std
     log()->error("instance {}: bookkeeping keeps failing, failing the instance: {}", id, error);
     forget(id);
     loading_.erase(id);
+    if (loads_in_flight_.erase(id) > 0) send_queued_loads();  // a failed load never answers
     store_->fail_instance(id, "pg_durable could not record the progress of instance " + id + ": " + error);
 }
 

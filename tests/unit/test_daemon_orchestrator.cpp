@@ -325,6 +325,20 @@ TEST_CASE("a bookkeeping call that keeps failing fails its instance and no other
     CHECK(h.store->rows[healthy].status == "running");
 }
 
+TEST_CASE("loads that keep failing free their slots: the instances in line after them still load", "[orchestrator]") {
+    Harness h;
+    for (std::size_t i = 0; i < Orchestrator::kMaxLoadsInFlight + 2; ++i) {
+        char id[9];
+        std::snprintf(id, sizeof id, "a%07zu", i);
+        h.store->add_instance("SELECT 1", id);
+        h.store->broken[{"load_instance", id}] = "value too long for type character varying(8)";
+    }
+    h.store->add_instance("SELECT 2", "zzzzzzzz");  // last in line
+    h.attach();
+    CHECK(h.started("SELECT 2"));
+    CHECK(h.store->rows["a0000000"].status == "failed");
+}
+
 TEST_CASE("a graph broken around df.start fails its instance on load, the others run", "[orchestrator]") {
     Harness h;
     const std::string bad = h.store->add_instance(dsl::sleep(5));
