@@ -1005,6 +1005,18 @@ std::vector<RecordKey> InstanceRun::running_steps() const {
     return keys;
 }
 
+bool InstanceRun::parkable() const {
+    if (finished_ || leaves_.empty() || !pending_mirrors_.empty() || effects_.has_writes() ||
+        !effects_.steps.empty() || !effects_.http.empty() || !effects_.timers.empty() ||
+        !effects_.signal_waits.empty())
+        return false;
+    for (const auto &[key, task] : leaves_) {
+        const std::string &type = graph_[task->node_].node_type;
+        if (type == "SQL" || type == "HTTP" || type == "SIGNAL") return false;
+    }
+    return true;
+}
+
 std::string InstanceRun::substitute_sql(const Task &task, const std::string &text) const {
     SubstitutionContext ctx{info_.id, info_.label, &info_.vars, task.results_.get()};
     return substitute(text, ctx, SubstitutionMode::Sql);

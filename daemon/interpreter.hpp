@@ -22,7 +22,7 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -198,6 +198,11 @@ public:
     const Graph &graph() const noexcept { return graph_; }
     // The keys of SQL and HTTP steps currently running (for df.cancel).
     std::vector<RecordKey> running_steps() const;
+    // Whether the run waits for timers only (no step, request or signal wait)
+    // and holds nothing unwritten (status mirrors): then the daemon may drop
+    // it and load it again when a timer is due; the replay arms the same
+    // timers from the rows (docs/ARCHITECTURE.md "Timers").
+    bool parkable() const;
 
 private:
     friend class Task;
@@ -248,7 +253,7 @@ private:
     TimePoint now_{};
     std::unique_ptr<Task> root_;
     std::map<RecordKey, Task *> leaves_;
-    std::deque<Done> done_queue_;
+    std::list<Done> done_queue_;  // a list: empty, it allocates nothing (a deque allocates ~600 bytes)
     std::vector<std::unique_ptr<Task>> graveyard_;  // retired subtrees, freed after a drain
     std::shared_ptr<std::map<std::string, std::string>> root_results_;
     Effects effects_;

@@ -1,5 +1,6 @@
 #include "daemon/orchestrator.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <random>
 
@@ -47,7 +48,8 @@ OrchestratorParts postgres_parts(boost::asio::io_context &io, const std::string 
 
 Orchestrator::Orchestrator(boost::asio::io_context &io, OrchestratorParts parts)
     : io_(io), store_(std::move(parts.store)), steps_(std::move(parts.steps)), http_(std::move(parts.http)),
-      sweeper_(std::move(parts.sweeper)), scheduler_(std::move(parts.scheduler)) {}
+      sweeper_(std::move(parts.sweeper)), scheduler_(std::move(parts.scheduler)), driver_(io),
+      park_after_(parts.park_after), load_ahead_(std::min(parts.load_ahead, parts.park_after / 2)) {}
 
 Orchestrator::~Orchestrator() { on_detached(); }
 
@@ -124,6 +126,11 @@ void Orchestrator::on_detached() {
     ++generation_;
     instances_.clear();
     loading_.clear();
+    load_queue_.clear();
+    loads_in_flight_.clear();
+    timers_.clear();  // the next attachment's rescan re-arms every timer from the rows
+    driver_.cancel();
+    driver_due_.reset();
     wakeups_.take();
     reconciling_ = false;
     deferred_records_.clear();
@@ -145,10 +152,35 @@ void Orchestrator::rescan() {
 void Orchestrator::load(const std::string &id) {
     if (instances_.count(id) || loading_.count(id)) return;
     loading_.insert(id);
+    if (loads_in_flight_.size() >= kMaxLoadsInFlight) {
+        load_queue_.push_back(id);
+        return;
+    }
+    send_load(id);
+}
+
+void Orchestrator::send_load(const std::string &id) {
+    loads_in_flight_.insert(id);
     store_->load_instance(id, [this, id](std::optional<store::LoadedInstance> loaded) {
-        loading_.erase(id);
-        if (loaded && !instances_.count(id)) start_instance(std::move(*loaded));
+        loads_in_flight_.erase(id);
+        const bool wanted = loading_.erase(id) > 0;
+        if (wanted && !instances_.count(id)) {
+            if (loaded) {
+                start_instance(std::move(*loaded));
+            } else if (timers_.cancel(id)) {  // a parked instance that ended (cancelled) meanwhile
+                arm_driver();
+            }
+        }
+        send_queued_loads();
     });
+}
+
+void Orchestrator::send_queued_loads() {
+    while (loads_in_flight_.size() < kMaxLoadsInFlight && !load_queue_.empty()) {
+        const std::string next = std::move(load_queue_.front());
+        load_queue_.pop_front();
+        if (loading_.count(next) && !loads_in_flight_.count(next)) send_load(next);
+    }
 }
 
 void Orchestrator::start_instance(store::LoadedInstance loaded) {
@@ -176,15 +208,18 @@ void Orchestrator::start_instance(store::LoadedInstance loaded) {
     }
     if (refusal) {
         log()->info("failing instance {}: {}", id, *refusal);
+        if (timers_.cancel(id)) arm_driver();
         store_->fail_instance(id, *refusal);
         return;
     }
     // The graph, vars and history now live in `run`: the row keeps only what
     // steps need (id, role, database, execution), so a sleeping instance
     // costs the daemon little memory (DESIGN §6: <= 2 KB each).
-    loaded.nodes = {};
-    loaded.vars = {};
-    loaded.history = {};
+    // (Swapped with empty ones: `v = {}` is the initializer_list assignment,
+    // which keeps a vector's capacity.)
+    std::vector<durable::StoredNode>().swap(loaded.nodes);
+    decltype(loaded.vars)().swap(loaded.vars);
+    decltype(loaded.history)().swap(loaded.history);
     auto inst = std::make_unique<Instance>();
     inst->row = std::move(loaded);
     inst->run = std::move(run);
@@ -204,7 +239,10 @@ Orchestrator::Instance *Orchestrator::find(const std::string &id) {
     return it == instances_.end() ? nullptr : it->second.get();
 }
 
-void Orchestrator::forget(const std::string &id) { instances_.erase(id); }
+void Orchestrator::forget(const std::string &id) {
+    instances_.erase(id);
+    if (timers_.cancel(id)) arm_driver();
+}
 
 void Orchestrator::push(Instance &inst, Effects effects) {
     inst.queue.push_back(std::move(effects));
@@ -257,6 +295,7 @@ void Orchestrator::pump(const std::string &id) {
         });
         return;
     }
+    park_if_idle(id);
 }
 
 void Orchestrator::carry_out(Instance &inst, Effects effects) {
@@ -278,18 +317,8 @@ void Orchestrator::carry_out(Instance &inst, Effects effects) {
 }
 
 void Orchestrator::arm(Instance &inst, const durable::engine::TimerArm &timer) {
-    auto t = std::make_unique<boost::asio::system_timer>(io_, timer.wake_at);
-    const std::string id = inst.row.id;
-    const Key key{timer.stamp, timer.node_id};
-    t->async_wait([this, id, key](const boost::system::error_code &ec) {
-        if (ec) return;  // cancelled
-        Instance *target = find(id);
-        if (target == nullptr) return;
-        target->timers.erase(key);
-        target->waits.erase(key);  // a signal wait that timed out
-        guarded(id, [&] { push(*target, target->run->on_timer(key.first, key.second, orchestrator_now())); });
-    });
-    inst.timers[key] = std::move(t);
+    inst.timers[{timer.stamp, timer.node_id}] = timer.wake_at;
+    schedule_timers(inst);
 }
 
 }  // namespace pgd::daemon

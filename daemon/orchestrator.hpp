@@ -38,6 +38,7 @@
 #include "daemon/interpreter.hpp"
 #include "daemon/retention_sweeper.hpp"
 #include "daemon/scheduler.hpp"
+#include "daemon/timer_queue.hpp"
 #include "daemon/wakeup.hpp"
 #include "daemon/work.hpp"
 
@@ -50,6 +51,14 @@ struct OrchestratorParts {
     std::unique_ptr<http::StepClient> http;
     std::unique_ptr<RetentionSweeper> sweeper;
     std::unique_ptr<Scheduler> scheduler;  // schedules (SPEC §19.4); may be null
+    // A waiting instance whose next timer is further away than park_after,
+    // and that waits for nothing else, is parked: dropped from memory, only
+    // its due time kept; it is loaded again load_ahead before that time, so
+    // the timer fires from memory, on time, even when loads queue up behind
+    // a burst of wake-ups (docs/ARCHITECTURE.md "Timers"). load_ahead <
+    // park_after, or a reloaded instance would park again at once.
+    std::chrono::milliseconds park_after{30000};
+    std::chrono::milliseconds load_ahead{15000};
 };
 
 // The real parts: PostgreSQL through `conninfo`, the network for HTTP.
@@ -77,8 +86,15 @@ public:
     durable::ExtensionVersion schema_version() const { return schema_version_; }
     bool schema_at_least(durable::ExtensionVersion version) const { return schema_version_ >= version; }
 
-    // Instances it runs now (for tests and logs).
+    // Instances it runs now, held in memory (for tests and logs).
     std::size_t instance_count() const { return instances_.size(); }
+    // Instances parked until their next timer (in the timer queue only).
+    std::size_t parked_count() const;
+
+    // Loads in flight at most; more wait in line (a burst of 10,000 starts
+    // would otherwise hold every one of them in memory, loaded, before the
+    // first could commit its first write and park).
+    static constexpr std::size_t kMaxLoadsInFlight = 128;
 
 private:
     struct Instance;
@@ -88,6 +104,8 @@ private:
     // orchestrator.cpp: the instance table and the effect pump.
     void rescan();
     void load(const std::string &id);
+    void send_load(const std::string &id);
+    void send_queued_loads();
     void start_instance(store::LoadedInstance loaded);
     void push(Instance &inst, durable::engine::Effects effects);
     void pump(const std::string &id);
@@ -95,6 +113,13 @@ private:
     void arm(Instance &inst, const durable::engine::TimerArm &timer);
     Instance *find(const std::string &id);
     void forget(const std::string &id);
+
+    // orchestrator_timers.cpp: the timer queue and parked instances.
+    void schedule_timers(Instance &inst);
+    void arm_driver();
+    void on_timers_due();
+    void fire_due_timers(const std::string &id);
+    void park_if_idle(const std::string &id);
     durable::engine::EngineSettings engine_settings() const;
 
     // orchestrator_steps.cpp: steps and their ends.
@@ -131,7 +156,12 @@ private:
     std::uint64_t generation_ = 0;  // bumps on detach: late callbacks of an old attachment are dropped
     std::map<std::string, std::unique_ptr<Instance>> instances_;
     std::int64_t steps_started_ = 0;  // SQL step runs and HTTP requests begun (gauges())
-    std::set<std::string> loading_;
+    std::set<std::string> loading_;            // ids being loaded or waiting in load_queue_
+    std::deque<std::string> load_queue_;       // loads waiting for a free slot, in order
+    // Ids whose load is in flight (a set, not a count: a load that keeps
+    // failing never answers, fail_after_bookkeeping_error frees its slot).
+    std::set<std::string> loads_in_flight_;
+    std::size_t parked_since_trim_ = 0;        // orchestrator_timers.cpp
     // The 'cancelled' record of a running step that was interrupted (a RACE
     // loser, a cancelled instance's step) waits here until the executor
     // reports that the step's transaction has ended. Writing it at once would
@@ -152,6 +182,14 @@ private:
     bool marking_running_ = false;
     WakeupInbox wakeups_;       // hints not yet looked up (bounded)
     bool reconciling_ = false;  // one wake-up lookup in flight at a time
+    // The next due time of every instance with a timer, in memory or parked
+    // (an entry without an instance in instances_ is a parked instance), and
+    // the one Asio timer that waits for the earliest.
+    TimerQueue timers_;
+    boost::asio::system_timer driver_;
+    std::optional<durable::engine::TimePoint> driver_due_;  // what driver_ waits for, if anything
+    std::chrono::milliseconds park_after_;
+    std::chrono::milliseconds load_ahead_;
 };
 
 }  // namespace pgd::daemon

@@ -2,11 +2,10 @@
 // orchestrator_*.cpp files; not part of its interface).
 #pragma once
 
-#include <deque>
+#include <list>
 #include <map>
 #include <memory>
-
-#include <boost/asio/system_timer.hpp>
+#include <optional>
 
 #include "daemon/interpreter.hpp"
 #include "daemon/orchestrator.hpp"
@@ -17,9 +16,13 @@ namespace pgd::daemon {
 struct Orchestrator::Instance {
     store::LoadedInstance row;
     std::unique_ptr<durable::engine::InstanceRun> run;
-    std::deque<durable::engine::Effects> queue;  // effects not yet carried out, in order
-    bool busy = false;                           // a write batch is in flight
-    std::map<Key, std::unique_ptr<boost::asio::system_timer>> timers;
+    // Effects not yet carried out, in order. A list: empty, it allocates
+    // nothing (a std::deque allocates a map and a 512-byte block at once).
+    std::list<durable::engine::Effects> queue;
+    bool busy = false;  // a write batch is in flight
+    // Due times of the armed timers; the orchestrator's TimerQueue holds the
+    // earliest of them (docs/ARCHITECTURE.md "Timers").
+    std::map<Key, durable::engine::TimePoint> timers;
     std::map<Key, durable::engine::SignalWait> waits;
     bool delivering = false;  // a signal lookup is in flight
     bool redeliver = false;   // a wake-up came meanwhile: look again after it
@@ -29,6 +32,13 @@ struct Orchestrator::Instance {
         for (const auto &running : run->running_steps())
             if (running == step) return true;
         return false;
+    }
+
+    std::optional<durable::engine::TimePoint> earliest_timer() const {
+        std::optional<durable::engine::TimePoint> earliest;
+        for (const auto &[key, due] : timers)
+            if (!earliest || due < *earliest) earliest = due;
+        return earliest;
     }
 };
 

@@ -20,7 +20,9 @@ std::shared_ptr<spdlog::logger> log() { return logger("orchestrator"); }
 // instance is live: one statement, and dispatch waits for nothing else). For
 // the ids it runs it looks up the rows in one statement per batch, with one
 // lookup in flight: a live one gets its queued signals, a cancelled or ended
-// one is stopped. Ids that name no instance cost one index probe.
+// one is stopped. Ids that name no instance cost one index probe. A parked
+// instance (orchestrator_timers.cpp) named alone is loaded like any other;
+// named in a batch, its row decides: an ended one loses its due time.
 void Orchestrator::on_wakeups(const WakeupBatch &batch) {
     if (!attached_) return;
     if (batch.schedules && scheduler_) scheduler_->on_hint();
@@ -42,8 +44,11 @@ void Orchestrator::reconcile_wakeups() {
     std::vector<std::string> ids(batch.ids.begin(), batch.ids.end());
     // On overflow the named ids are gone: look at every live instance and at
     // every one this daemon runs (one of them may have been cancelled).
-    if (batch.overflow)
+    if (batch.overflow) {
         for (const auto &[id, inst] : instances_) ids.push_back(id);
+        for (auto &id : timers_.ids())
+            if (find(id) == nullptr) ids.push_back(std::move(id));  // parked ones
+    }
     if (ids.empty() && !batch.overflow) return;
     reconciling_ = true;
     store_->instance_states(std::move(ids), batch.overflow, [this](std::vector<store::NamedInstanceState> rows) {
@@ -51,7 +56,13 @@ void Orchestrator::reconcile_wakeups() {
         for (const auto &row : rows) {
             const bool live = durable::protocol::is_live(row.state.status);
             if (find(row.id) == nullptr) {
-                if (live) load(row.id);
+                // A parked instance waits for timers only: a live one has
+                // nothing to take (no signal wait); an ended one leaves.
+                const bool parked = timers_.due_of(row.id).has_value();
+                if (live && !parked)
+                    load(row.id);
+                else if (!live && parked && timers_.cancel(row.id))
+                    arm_driver();
             } else if (live) {
                 deliver_signals(row.id);
             } else {
@@ -100,6 +111,7 @@ void Orchestrator::fail_after_bookkeeping_error(const std::string &id, const std
     log()->error("instance {}: bookkeeping keeps failing, failing the instance: {}", id, error);
     forget(id);
     loading_.erase(id);
+    if (loads_in_flight_.erase(id) > 0) send_queued_loads();  // a failed load never answers
     store_->fail_instance(id, "pg_durable could not record the progress of instance " + id + ": " + error);
 }
 

@@ -107,6 +107,11 @@ public:
             if (it == rows.end() || !durable::protocol::is_live(it->second.status)) return then(std::nullopt);
             store::LoadedInstance loaded = it->second.loaded;
             loaded.status = it->second.status;
+            // The recorded activations, as the real load reads them (a replay
+            // keeps what they say: due times, outcomes).
+            for (const auto &[key, write] : it->second.activations)
+                loaded.history[key] = durable::engine::Record{write.status, write.result, write.error,
+                                                              write.started_at, write.wake_at};
             then(loaded);
         });
     }

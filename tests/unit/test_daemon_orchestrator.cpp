@@ -39,6 +39,8 @@ struct Harness {
         parts.store = std::move(s);
         parts.steps = std::move(r);
         parts.http = std::move(h);
+        parts.park_after = std::chrono::seconds(2);  // parks a sleep(3) (the daemon's: 30 s, 15 s)
+        parts.load_ahead = std::chrono::seconds(1);
         orchestrator = std::make_unique<Orchestrator>(io, std::move(parts));
     }
 
@@ -323,6 +325,20 @@ TEST_CASE("a bookkeeping call that keeps failing fails its instance and no other
     CHECK(h.store->rows[healthy].status == "running");
 }
 
+TEST_CASE("loads that keep failing free their slots: the instances in line after them still load", "[orchestrator]") {
+    Harness h;
+    for (std::size_t i = 0; i < Orchestrator::kMaxLoadsInFlight + 2; ++i) {
+        char id[9];
+        std::snprintf(id, sizeof id, "a%07zu", i);
+        h.store->add_instance("SELECT 1", id);
+        h.store->broken[{"load_instance", id}] = "value too long for type character varying(8)";
+    }
+    h.store->add_instance("SELECT 2", "zzzzzzzz");  // last in line
+    h.attach();
+    CHECK(h.started("SELECT 2"));
+    CHECK(h.store->rows["a0000000"].status == "failed");
+}
+
 TEST_CASE("a graph broken around df.start fails its instance on load, the others run", "[orchestrator]") {
     Harness h;
     const std::string bad = h.store->add_instance(dsl::sleep(5));
@@ -409,4 +425,123 @@ TEST_CASE("bookkeeping retries: transient errors forever, others five times per 
     CHECK(bookkeeping_retry_delay(1) == std::chrono::milliseconds(10));
     CHECK(bookkeeping_retry_delay(2) == std::chrono::milliseconds(20));
     CHECK(bookkeeping_retry_delay(100) == std::chrono::milliseconds(5000));
+}
+
+namespace {
+
+// Runs the loop (timers included) until `done` or 10 s have passed.
+template <class Done>
+bool run_until(Harness &h, Done done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        h.io.restart();
+        h.io.run_for(std::chrono::milliseconds(20));
+    }
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("a sleeping instance is parked: out of memory, its due time kept, loaded again when due",
+          "[orchestrator][timers]") {
+    Harness h;
+    const std::string id = h.store->add_instance(dsl::sleep(3));
+    h.attach();
+    CHECK(h.orchestrator->instance_count() == 0);
+    CHECK(h.orchestrator->parked_count() == 1);
+    const auto &row = h.store->rows[id];
+    REQUIRE(row.activations.size() == 1);
+    const auto wake_at = row.activations.begin()->second.wake_at;
+    REQUIRE(wake_at);
+    CHECK(row.activations.begin()->second.status == "running");
+    const auto applied = h.store->count("apply_effects " + id);
+
+    SECTION("its time comes: loaded once more ahead of it, the timer fires from memory, not before its time") {
+        REQUIRE(run_until(h, [&] { return h.store->count("load_instance " + id) == 2; }));
+        h.settle();
+        CHECK(std::chrono::system_clock::now() < *wake_at);  // loaded load_ahead early
+        CHECK(h.orchestrator->instance_count() == 1);
+        CHECK(h.orchestrator->parked_count() == 0);
+        CHECK(row.activations.begin()->second.status == "running");
+        REQUIRE(run_until(h, [&] { return h.store->rows[id].status == "completed"; }));
+        CHECK(h.store->count("load_instance " + id) == 2);
+        const auto &done = row.activations.begin()->second;
+        CHECK(done.status == "completed");
+        CHECK(done.result == std::optional<std::string>(R"({"slept":true,"seconds":3})"));
+        REQUIRE(done.completed_at);
+        CHECK(*done.completed_at >= *wake_at);
+        CHECK(*done.completed_at - *wake_at < std::chrono::milliseconds(500));
+        CHECK(h.orchestrator->instance_count() == 0);
+        CHECK(h.orchestrator->parked_count() == 0);
+    }
+    SECTION("a hint meanwhile loads it; the replay keeps its due time and it parks again, writing nothing") {
+        h.wake(id);
+        CHECK(h.store->count("load_instance " + id) == 2);
+        CHECK(h.orchestrator->parked_count() == 1);
+        CHECK(h.orchestrator->instance_count() == 0);
+        CHECK(h.store->count("apply_effects " + id) == applied);
+        CHECK(row.activations.begin()->second.wake_at == wake_at);
+    }
+    SECTION("cancelled meanwhile: the hint's load finds it ended and its due time goes") {
+        h.store->rows[id].status = "cancelled";
+        h.wake(id);
+        CHECK(h.orchestrator->parked_count() == 0);
+        CHECK(h.orchestrator->instance_count() == 0);
+        CHECK(h.store->count("apply_effects " + id) == applied);
+    }
+    SECTION("cancelled, named in a batch of hints: one lookup, no load, its due time goes") {
+        h.store->rows[id].status = "cancelled";
+        WakeupBatch batch;
+        batch.ids = {id, "deadbeef"};
+        batch.received = 2;
+        h.orchestrator->on_wakeups(batch);
+        h.settle();
+        CHECK(h.store->count("instance_states") == 1);
+        CHECK(h.store->count("load_instance " + id) == 1);
+        CHECK(h.orchestrator->parked_count() == 0);
+    }
+    SECTION("live, named in an overflowing batch: looked up with the others, left parked") {
+        WakeupBatch batch;
+        batch.overflow = true;
+        h.orchestrator->on_wakeups(batch);
+        h.settle();
+        CHECK(h.store->count("instance_states") == 1);
+        CHECK(h.store->count("load_instance " + id) == 1);
+        CHECK(h.orchestrator->parked_count() == 1);
+    }
+    SECTION("cancelled without a hint: when due, the load finds it ended and nothing is written") {
+        h.store->rows[id].status = "cancelled";
+        REQUIRE(run_until(h, [&] { return h.store->count("load_instance " + id) == 2; }));
+        h.settle();
+        CHECK(h.orchestrator->parked_count() == 0);
+        CHECK(h.store->count("apply_effects " + id) == applied);
+        CHECK(row.activations.begin()->second.status == "running");
+    }
+    SECTION("a detach drops it; the next attachment's rescan parks it again with the same due time") {
+        h.orchestrator->on_detached();
+        CHECK(h.orchestrator->parked_count() == 0);
+        h.attach();
+        CHECK(h.orchestrator->parked_count() == 1);
+        CHECK(row.activations.begin()->second.wake_at == wake_at);
+    }
+}
+
+TEST_CASE("a short wait stays in memory; timers of one instance fire in due order", "[orchestrator][timers]") {
+    Harness h;
+    // JOIN of sleep(1) and a THEN of sleep(1) then a step: the JOIN waits for
+    // both sleeps at once, then the step.
+    const std::string id = h.store->add_instance(dsl::join(dsl::sleep(1), dsl::seq(dsl::sleep(1), "SELECT 7")));
+    h.attach();
+    CHECK(h.orchestrator->instance_count() == 1);
+    CHECK(h.orchestrator->parked_count() == 0);
+    REQUIRE(run_until(h, [&] { return h.started("SELECT 7"); }));
+    CHECK(h.store->count("load_instance " + id) == 1);
+    std::size_t fired = 0;
+    for (const auto &[key, write] : h.store->rows[id].activations)
+        if (write.status == "completed" && write.result == std::optional<std::string>(R"({"slept":true,"seconds":1})"))
+            ++fired;
+    CHECK(fired == 2);
+    h.finish("SELECT 7", completed(kRows));
+    CHECK(h.store->rows[id].status == "completed");
 }
