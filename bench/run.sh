@@ -459,15 +459,17 @@ diag_phase() {
   val "SELECT id, round(extract(epoch FROM t0) * 1000, 3), ms FROM bench_dispatch WHERE run = 'diag'" |
     tr '|' ' ' >"$DIR/diag.txt"
   tail -n +"$((mark + 1))" "$DAEMON_LOG" |
-    awk '/wake-up received for / { for (i = 1; i < NF; i++) if ($i == "for") print $1 " " $2 " wake " $(i + 1) }
-         /\[orchestrator\] instance [0-9a-f]+ started/ { print $1 " " $2 " load " $(NF-1) }' >"$DIR/diag-log.txt"
+    awk '/wake-up received for / { id = ""; dr = -1
+                                   for (i = 1; i < NF; i++) { if ($i == "for" && id == "") id = $(i + 1); if ($i == "drained") dr = $(i + 1) }
+                                   print $1 " " $2 " wake " id " " dr }
+         /\[orchestrator\] instance [0-9a-f]+ started/ { print $1 " " $2 " load " $(NF-1) " -1" }' >"$DIR/diag-log.txt"
   psql_su -At -F ' ' >"$DIR/diag-breakdown.txt" <<EOF || return 1
 CREATE TEMP TABLE s (id text, t0 numeric, lat float8);
-CREATE TEMP TABLE l (d text, t text, kind text, id text);
+CREATE TEMP TABLE l (d text, t text, kind text, id text, drained_us int);
 \copy s FROM '$DIR/diag.txt' WITH (FORMAT text, DELIMITER ' ')
 \copy l FROM '$DIR/diag-log.txt' WITH (FORMAT text, DELIMITER ' ')
 CREATE TEMP TABLE x AS
-  SELECT s.id, s.lat,
+  SELECT s.id, s.lat, w.drained_us / 1000.0 AS drained,
          extract(epoch FROM (w.d || ' ' || w.t || '+00')::timestamptz) * 1000 - s.t0 AS wake,
          extract(epoch FROM (o.d || ' ' || o.t || '+00')::timestamptz) * 1000 - s.t0 AS load
   FROM s JOIN l w ON w.id = s.id AND w.kind = 'wake' JOIN l o ON o.id = s.id AND o.kind = 'load';
@@ -478,8 +480,9 @@ SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY wake)::numeric, 1),
        count(*)
 FROM x;
 -- The tail: the slowest samples hop by hop (what dispatch p99 is made of).
-SELECT string_agg(format('%s ms = %s + %s + %s', round(lat::numeric, 1), round(wake::numeric, 1),
-                         round((load - wake)::numeric, 1), round((lat - load)::numeric, 1)), '; ' ORDER BY lat DESC)
+SELECT string_agg(format('%s ms = %s (link thread %s) + %s + %s', round(lat::numeric, 1), round(wake::numeric, 1),
+                         round(drained::numeric, 1), round((load - wake)::numeric, 1), round((lat - load)::numeric, 1)),
+                  '; ' ORDER BY lat DESC)
 FROM (SELECT * FROM x ORDER BY lat DESC LIMIT 4) slowest;
 EOF
   read -r B_WAKE B_LOAD B_EXEC B_TOTAL B_N <<<"$(sed -n 1p "$DIR/diag-breakdown.txt")"
@@ -558,7 +561,8 @@ engine:
                            $TPO_CPU
 dispatch breakdown (medians of $DIAG_N samples, daemon at debug log level; log stamps have 1 ms resolution):
   commit -> daemon wake-up $B_WAKE ms, wake-up -> instance loaded $B_LOAD ms, loaded -> step running $B_EXEC ms (total $B_TOTAL ms)
-  slowest: $B_TAIL  (total = commit->wake-up + wake-up->loaded + loaded->step)
+  slowest: $B_TAIL
+           (total = commit->wake-up (of it: socket readable->drained on the link thread) + wake-up->loaded + loaded->step)
 step timeline (one chain of $CHAIN_STEPS steps at debug log level, medians of $T_N steps, microseconds):
   step to step $T_STEP us = queued for a connection $T_QUEUED + statement (sent -> result read) $T_STATEMENT
   + result to orchestrator $T_TO_ORCH + next decision (interpreter, next step sent) $T_DECIDE + the rest

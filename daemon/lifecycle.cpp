@@ -260,7 +260,12 @@ void Lifecycle::heartbeat(Generation gen) {
     report.steps_started_delta = gauges.steps_started - steps_started_reported_;
     report.http_in_flight = gauges.http_in_flight;
     link_.heartbeat(epoch_id_, store::ExtensionIdentity{*extension_oid_, extension_version_}, report,
-                    [this, gen, sent = gauges.steps_started](LinkResult<store::HeartbeatResult> r) {
+                    [this, gen, sent = gauges.steps_started,
+                     began = std::chrono::steady_clock::now()](LinkResult<store::HeartbeatResult> r) {
+        // Wake-ups wait for it on the link's session: its length is their delay.
+        log_->debug("heartbeat took {} us", std::chrono::duration_cast<std::chrono::microseconds>(
+                                               std::chrono::steady_clock::now() - began)
+                                               .count());
         // Written: the next beat reports only what started after this one.
         if (r.ok() && r.value == store::HeartbeatResult::ok) steps_started_reported_ = sent;
         if (stale(gen) || phase_ != Phase::active) {
@@ -338,7 +343,8 @@ void Lifecycle::log_version_support() const {
 void Lifecycle::drain_wakeups() {
     if (stopping_ || phase_ != Phase::active) return;
     const Generation gen = generation_;
-    link_.drain_wakeups([this, gen](LinkResult<WakeupBatch> r) {
+    const auto readable_at = std::chrono::steady_clock::now();
+    link_.drain_wakeups([this, gen, readable_at](LinkResult<WakeupBatch> r) {
         if (stale(gen)) return;
         if (!r.ok()) return on_failure(gen, r);
         if (phase_ != Phase::active) return;  // detached meanwhile: the rescan on attach covers it
@@ -359,7 +365,14 @@ void Lifecycle::drain_wakeups() {
             for (auto it = batch.ids.begin(); it != batch.ids.end() && listed < 8; ++it, ++listed)
                 ids += (listed ? " " : "") + *it;
             if (batch.ids.size() > listed) ids += " and " + std::to_string(batch.ids.size() - listed) + " more";
-            wakeup_log_->debug("wake-up received for {} ({} payload(s))", ids, batch.received);
+            // The hop through the link's worker thread, apart from the
+            // server's part (commit -> the socket readable) of a wake-up.
+            const auto drained_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                        std::chrono::steady_clock::now() - readable_at)
+                                        .count();
+            wakeup_log_->debug("wake-up received for {} ({} payload(s)); drained {} us after the socket became "
+                               "readable",
+                               ids, batch.received, drained_us);
         }
         if (batch.overflow || !batch.ids.empty() || batch.schedules) work_.on_wakeups(batch);
     });
