@@ -167,8 +167,8 @@ void Orchestrator::send_load(const std::string &id) {
         if (wanted && !instances_.count(id)) {
             if (loaded) {
                 start_instance(std::move(*loaded));
-            } else if (timers_.cancel(id)) {  // a parked instance that ended (cancelled) meanwhile
-                arm_driver();
+            } else {
+                unschedule(id);  // a parked instance that ended (cancelled) meanwhile
             }
         }
         send_queued_loads();
@@ -208,7 +208,7 @@ void Orchestrator::start_instance(store::LoadedInstance loaded) {
     }
     if (refusal) {
         log()->info("failing instance {}: {}", id, *refusal);
-        if (timers_.cancel(id)) arm_driver();
+        unschedule(id);
         store_->fail_instance(id, *refusal);
         return;
     }
@@ -241,7 +241,7 @@ Orchestrator::Instance *Orchestrator::find(const std::string &id) {
 
 void Orchestrator::forget(const std::string &id) {
     instances_.erase(id);
-    if (timers_.cancel(id)) arm_driver();
+    unschedule(id);
 }
 
 void Orchestrator::push(Instance &inst, Effects effects) {

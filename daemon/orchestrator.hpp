@@ -116,6 +116,7 @@ private:
 
     // orchestrator_timers.cpp: the timer queue and parked instances.
     void schedule_timers(Instance &inst);
+    void unschedule(const std::string &id);
     void arm_driver();
     void on_timers_due();
     void fire_due_timers(const std::string &id);

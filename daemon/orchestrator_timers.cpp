@@ -45,6 +45,11 @@ void Orchestrator::schedule_timers(Instance &inst) {
     arm_driver();
 }
 
+// Drops the queue entry of `id` (parked or in memory), if it has one.
+void Orchestrator::unschedule(const std::string &id) {
+    if (timers_.cancel(id)) arm_driver();
+}
+
 // Points driver_ at the queue's earliest entry. A handler that was already
 // due when the expiry moved runs all the same: on_timers_due takes what is
 // due then, nothing more.

@@ -61,8 +61,8 @@ void Orchestrator::reconcile_wakeups() {
                 const bool parked = timers_.due_of(row.id).has_value();
                 if (live && !parked)
                     load(row.id);
-                else if (!live && parked && timers_.cancel(row.id))
-                    arm_driver();
+                else if (!live && parked)
+                    unschedule(row.id);
             } else if (live) {
                 deliver_signals(row.id);
             } else {

@@ -67,25 +67,29 @@ const std::string kUpsertActivationSql =
 // Leaf activations show on their df.nodes row too (LOOP checkpoints and RACE
 // decisions are bookkeeping, not node states); a leaf that begins running
 // (again, in a later iteration) starts now. df._set_node_state is the one
-// writer of node states.
-const Statement kMirrorLeaf{"pgd_mirror_leaf",
-    "SELECT df._set_node_state(n.instance_id, n.id, $3, $4, $5::json, $6, "
-    "COALESCE(" + ts("$7::bigint") + ", CASE WHEN $4 = 'running' THEN now() END), NULL, NULL, NULL, 1) "
-    "FROM df.nodes n "
-    "WHERE n.instance_id = $1 AND n.id = $2 AND n.node_type IN ('SQL', 'HTTP', 'SLEEP', 'WAIT_SCHEDULE', 'SIGNAL')"};
+// writer of node states. The mirror's SELECT, given the parameters (SQL
+// text, e.g. "$1") that carry instance, node, stamp, status, result, error
+// and start (microseconds since the epoch, NULL: now when running).
+std::string mirror_leaf_sql(const char *instance, const char *node, const char *stamp, const char *status,
+                            const char *result, const char *error, const char *started) {
+    return std::string("SELECT df._set_node_state(n.instance_id, n.id, ") + stamp + ", " + status + ", " + result +
+           "::text::json, " + error + "::text, COALESCE(" + ts((std::string(started) + "::bigint").c_str()) +
+           ", CASE WHEN " + status + " = 'running' THEN now() END), NULL, NULL, NULL, 1) "
+           "FROM df.nodes n WHERE n.instance_id = " + instance + " AND n.id = " + node +
+           " AND n.node_type IN ('SQL', 'HTTP', 'SLEEP', 'WAIT_SCHEDULE', 'SIGNAL')";
+}
 
-// A compound node's status mirror.
-// A RETRY's carries its attempt number (NULL keeps the row's attempts).
+const Statement kMirrorLeaf{"pgd_mirror_leaf", mirror_leaf_sql("$1", "$2", "$3", "$4", "$5", "$6", "$7")};
+
 // An activation's write and its leaf mirror in one statement (one round
 // trip). The mirror reads only df.nodes, so the data-modifying CTE's
 // snapshot is all it needs; it is written whatever the upsert's WHERE kept.
-const Statement kRecordActivation{"pgd_record_activation",
-    "WITH a AS (" + kUpsertActivationSql + ") "
-    "SELECT df._set_node_state(n.instance_id, n.id, $2, $5, $6::text::json, $7::text, "
-    "COALESCE(" + ts("$8::bigint") + ", CASE WHEN $5 = 'running' THEN now() END), NULL, NULL, NULL, 1) "
-    "FROM df.nodes n "
-    "WHERE n.instance_id = $1 AND n.id = $3 AND n.node_type IN ('SQL', 'HTTP', 'SLEEP', 'WAIT_SCHEDULE', 'SIGNAL')"};
+const Statement kRecordActivation{"pgd_record_activation", "WITH a AS (" + kUpsertActivationSql + ") " +
+                                                               mirror_leaf_sql("$1", "$3", "$2", "$5", "$6", "$7",
+                                                                               "$8")};
 
+// A compound node's status mirror.
+// A RETRY's carries its attempt number (NULL keeps the row's attempts).
 const Statement kMirrorNode{"pgd_mirror_node",
                              "SELECT df._set_node_state($1, $2, $3, $4, $5::json, $6, NULL, NULL, NULL, $7::int)"};
 

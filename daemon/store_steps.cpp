@@ -9,7 +9,8 @@ namespace pgd::daemon::store {
 // session (parsed and planned once per session, not once per step: issue
 // 12). A step cannot DEALLOCATE it or PREPARE another under its name: it
 // runs in a restricted operation, where PostgreSQL refuses both (test
-// "a step cannot touch the daemon's prepared statement" [hostile]).
+// "identity: nothing a step does to its session reaches later steps of any
+// role" [identity]).
 Statement run_step(const std::string &secret, const std::string &instance_id, const std::string &stamp,
                    const std::string &node_id, std::int64_t execution, const std::string &query, int attempt,
                    const std::optional<std::string> &finish) {
@@ -18,8 +19,7 @@ Statement run_step(const std::string &secret, const std::string &instance_id, co
             "pgd_run_step"};
 }
 
-// The unnamed statement, parsed afresh each time.
-
+// The two below are unnamed statements, parsed afresh each time.
 Statement extension_installed(const std::string &extension) {
     return {"SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = $1)", {extension}};
 }
